@@ -1,0 +1,198 @@
+//! The packet I/O boundary: batched receive and send of UDP datagrams.
+//!
+//! A shard drives exactly one [`PacketIo`]. Backends differ in how they reach
+//! the wire (mio readiness here; `sendmmsg`/GSO, io_uring and AF_XDP later)
+//! but all move *batches* and state what they can do as plain data in
+//! [`IoCapabilities`], so the shard can size GSO sends and split GRO buffers
+//! without knowing which backend it has.
+
+mod batch;
+mod portable;
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+pub use batch::{MAX_GSO_BYTES, RxBatch, RxMeta, Transmit, TxBatch};
+pub use portable::PortableIo;
+
+/// What a backend can do, as plain data.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IoCapabilities {
+    /// Most segments one transmit may carry (1 = no GSO).
+    pub max_gso_segments: usize,
+    /// Receive may return coalesced super-buffers (GRO).
+    pub gro: bool,
+    /// ECN codepoints are read on receive and written on send.
+    pub ecn: bool,
+    /// The kernel paces sends (SO_TXTIME); otherwise the shard must.
+    pub kernel_pacing: bool,
+    /// Receive slots per batch.
+    pub rx_batch: usize,
+    /// Transmits per send batch.
+    pub tx_batch: usize,
+    /// Size of each receive slot.
+    pub rx_slot_size: usize,
+}
+
+/// Interrupts a backend blocked in [`PacketIo::wait`] from another thread.
+pub trait Wake: Send + Sync {
+    /// Makes the shard's current or next `wait` return promptly.
+    fn wake(&self) -> io::Result<()>;
+}
+
+/// A batched UDP datagram backend.
+pub trait PacketIo: Send {
+    /// The backend's name as accepted by [`BackendKind::from_name`].
+    fn kind(&self) -> BackendKind;
+    /// What this backend can do.
+    fn capabilities(&self) -> IoCapabilities;
+    /// The bound local address.
+    fn local_addr(&self) -> SocketAddr;
+    /// A handle other threads use to wake this backend.
+    fn waker(&self) -> Arc<dyn Wake>;
+    /// Blocks until datagrams may be readable, a wake arrives, `timeout`
+    /// passes, or (with `want_writable`) the socket can take more sends.
+    fn wait(&mut self, timeout: Option<Duration>, want_writable: bool) -> io::Result<()>;
+    /// Receives what is queued into `batch` without blocking. `Ok(0)` means
+    /// nothing was waiting and the socket is drained.
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize>;
+    /// Sends pending transmits from `batch` without blocking, advancing it
+    /// past everything handed to the kernel or dropped with an error that
+    /// retrying cannot fix. Returns `Ok(false)` when the socket is full and
+    /// transmits remain (wait for writability).
+    fn send(&mut self, batch: &mut TxBatch) -> io::Result<bool>;
+}
+
+/// The packet backends STOQ knows, by name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default)]
+#[non_exhaustive]
+pub enum BackendKind {
+    /// Readiness-driven UDP socket on mio: unprivileged, any Unix.
+    #[default]
+    Portable,
+}
+
+impl BackendKind {
+    /// Every backend, in order of preference from simplest to fastest.
+    pub const ALL: &'static [BackendKind] = &[BackendKind::Portable];
+
+    /// The name used on command lines and in configs.
+    pub fn name(self) -> &'static str {
+        match self {
+            BackendKind::Portable => "portable",
+        }
+    }
+
+    /// Parses a backend name, listing the known ones when it is unknown.
+    pub fn from_name(name: &str) -> Result<Self, UnknownBackend> {
+        Self::ALL.iter().copied().find(|k| k.name() == name).ok_or_else(|| UnknownBackend(name.to_owned()))
+    }
+}
+
+impl std::fmt::Display for BackendKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl std::str::FromStr for BackendKind {
+    type Err = UnknownBackend;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Self::from_name(s)
+    }
+}
+
+/// A backend name that STOQ does not know.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown backend {0:?}; available backends: {list}", list = backend_names())]
+pub struct UnknownBackend(pub String);
+
+fn backend_names() -> String {
+    BackendKind::ALL.iter().map(|k| k.name()).collect::<Vec<_>>().join(", ")
+}
+
+/// Why a backend could not be opened.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BackendError {
+    /// The UDP socket could not be created or bound.
+    #[error("cannot bind UDP socket to {addr}: {source} (is the port in use, or the address not on this host?)")]
+    Bind {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// The operating system's error.
+        source: io::Error,
+    },
+    /// Another setup step failed.
+    #[error("{backend} backend setup failed while {step}: {source}")]
+    Setup {
+        /// Which backend.
+        backend: BackendKind,
+        /// What it was doing.
+        step: &'static str,
+        /// The operating system's error.
+        source: io::Error,
+    },
+}
+
+/// Socket-level settings a backend applies when it opens.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SocketOptions {
+    /// Requested `SO_RCVBUF` in bytes.
+    pub recv_buffer: usize,
+    /// Requested `SO_SNDBUF` in bytes.
+    pub send_buffer: usize,
+    /// Largest UDP payload this endpoint sends.
+    pub max_udp_payload: usize,
+}
+
+impl Default for SocketOptions {
+    fn default() -> Self {
+        Self { recv_buffer: 4 << 20, send_buffer: 4 << 20, max_udp_payload: 1452 }
+    }
+}
+
+/// Opens a backend of the given kind bound to `addr`.
+pub fn open(
+    kind: BackendKind,
+    addr: SocketAddr,
+    opts: &SocketOptions,
+    counters: Arc<IoCounters>,
+) -> Result<Box<dyn PacketIo>, BackendError> {
+    match kind {
+        BackendKind::Portable => Ok(Box::new(PortableIo::bind(addr, opts, counters)?)),
+    }
+}
+
+/// Counters a backend keeps, shared with the endpoint for reporting. Updated
+/// once per batch, not per packet.
+#[derive(Debug, Default)]
+pub struct IoCounters {
+    /// Datagrams received (GRO segments counted individually).
+    pub rx_datagrams: AtomicU64,
+    /// Bytes received.
+    pub rx_bytes: AtomicU64,
+    /// Receive system calls made (including the one that found nothing).
+    pub rx_syscalls: AtomicU64,
+    /// Datagrams sent (GSO segments counted individually).
+    pub tx_datagrams: AtomicU64,
+    /// Bytes sent.
+    pub tx_bytes: AtomicU64,
+    /// Send system calls made.
+    pub tx_syscalls: AtomicU64,
+    /// Datagrams the kernel refused with an error other than "try again".
+    pub tx_errors: AtomicU64,
+    /// Receive errors other than "try again".
+    pub rx_errors: AtomicU64,
+}
+
+impl IoCounters {
+    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+        if n != 0 {
+            counter.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+}

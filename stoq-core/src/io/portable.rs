@@ -1,0 +1,203 @@
+//! The portable backend: one non-blocking UDP socket driven by mio readiness,
+//! one system call per datagram. Works unprivileged on any Unix; it is the
+//! baseline every faster backend is measured against.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::UdpSocket;
+use mio::{Events, Interest, Poll, Token, Waker};
+
+use super::{
+    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
+};
+
+const SOCKET: Token = Token(0);
+const WAKER: Token = Token(1);
+
+/// Receive slot size: a whole UDP datagram always fits, so nothing is
+/// silently truncated.
+const RX_SLOT: usize = 65_535;
+const BATCH: usize = 32;
+
+/// mio-driven UDP socket backend.
+pub struct PortableIo {
+    socket: UdpSocket,
+    poll: Poll,
+    events: Events,
+    waker: Arc<MioWaker>,
+    local: SocketAddr,
+    writable_interest: bool,
+    counters: Arc<IoCounters>,
+}
+
+struct MioWaker(Waker);
+
+impl Wake for MioWaker {
+    fn wake(&self) -> io::Result<()> {
+        self.0.wake()
+    }
+}
+
+/// Binds a non-blocking UDP socket with the requested buffers. An IPv6
+/// wildcard address also accepts IPv4 (as v4-mapped addresses) where the host
+/// allows dual-stack sockets.
+pub(crate) fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> io::Result<std::net::UdpSocket> {
+    use socket2::{Domain, Protocol, Socket, Type};
+    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
+    if addr.is_ipv6() {
+        // Best effort: some hosts force v6-only; then the socket serves IPv6 only.
+        let _ = socket.set_only_v6(false);
+    }
+    // The kernel may clamp these (net.core.rmem_max); the value read back is logged.
+    let _ = socket.set_recv_buffer_size(opts.recv_buffer);
+    let _ = socket.set_send_buffer_size(opts.send_buffer);
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    if let (Ok(r), Ok(s)) = (socket.recv_buffer_size(), socket.send_buffer_size()) {
+        // Linux reports twice the usable size it granted.
+        if r < opts.recv_buffer || s < opts.send_buffer {
+            log::info!(
+                "socket buffers clamped by the kernel: asked rcv={} snd={}, got rcv={r} snd={s} (raise net.core.rmem_max/wmem_max)",
+                opts.recv_buffer,
+                opts.send_buffer
+            );
+        }
+    }
+    Ok(socket.into())
+}
+
+impl PortableIo {
+    /// Binds the backend's socket to `addr`.
+    pub fn bind(addr: SocketAddr, opts: &SocketOptions, counters: Arc<IoCounters>) -> Result<Self, BackendError> {
+        let setup = |step| move |source| BackendError::Setup { backend: BackendKind::Portable, step, source };
+        let std_socket = bind_udp(addr, opts).map_err(|source| BackendError::Bind { addr, source })?;
+        let mut socket = UdpSocket::from_std(std_socket);
+        let local = socket.local_addr().map_err(setup("reading the bound address"))?;
+        let poll = Poll::new().map_err(setup("creating the poller"))?;
+        poll.registry()
+            .register(&mut socket, SOCKET, Interest::READABLE)
+            .map_err(setup("registering the socket"))?;
+        let waker = Waker::new(poll.registry(), WAKER).map_err(setup("creating the waker"))?;
+        Ok(Self {
+            socket,
+            poll,
+            events: Events::with_capacity(8),
+            waker: Arc::new(MioWaker(waker)),
+            local,
+            writable_interest: false,
+            counters,
+        })
+    }
+}
+
+impl PacketIo for PortableIo {
+    fn kind(&self) -> BackendKind {
+        BackendKind::Portable
+    }
+
+    fn capabilities(&self) -> IoCapabilities {
+        IoCapabilities {
+            max_gso_segments: 1,
+            gro: false,
+            ecn: false,
+            kernel_pacing: false,
+            rx_batch: BATCH,
+            tx_batch: BATCH,
+            rx_slot_size: RX_SLOT,
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.waker.clone()
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, want_writable: bool) -> io::Result<()> {
+        if want_writable != self.writable_interest {
+            let interest = if want_writable { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
+            self.poll.registry().reregister(&mut self.socket, SOCKET, interest)?;
+            self.writable_interest = want_writable;
+        }
+        match self.poll.poll(&mut self.events, timeout) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
+            r => r,
+        }
+    }
+
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
+        let (mut n, mut bytes, mut calls, mut errors) = (0usize, 0u64, 0u64, 0u64);
+        let result = loop {
+            let Some(slot) = batch.next_slot() else { break Ok(()) };
+            calls += 1;
+            match self.socket.recv_from(slot) {
+                Ok((len, src)) => {
+                    batch.commit(RxMeta { len, src, dst: self.local, segment_size: len, ecn: 0 });
+                    n += 1;
+                    bytes += len as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break Ok(()),
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP errors (port unreachable and friends) surface here on
+                // some hosts; they concern one peer, not the socket.
+                Err(e) if errors < 64 && is_per_peer_error(&e) => errors += 1,
+                Err(e) => break Err(e),
+            }
+        };
+        IoCounters::add(&self.counters.rx_datagrams, n as u64);
+        IoCounters::add(&self.counters.rx_bytes, bytes);
+        IoCounters::add(&self.counters.rx_syscalls, calls);
+        IoCounters::add(&self.counters.rx_errors, errors);
+        result.map(|()| n)
+    }
+
+    fn send(&mut self, batch: &mut TxBatch) -> io::Result<bool> {
+        let (mut done, mut datagrams, mut bytes, mut calls, mut errors) = (0usize, 0u64, 0u64, 0u64, 0u64);
+        let mut blocked = false;
+        'transmits: for t in batch.pending() {
+            let payload = batch.payload(t);
+            for segment in payload.chunks(t.segment_size) {
+                calls += 1;
+                match self.socket.send_to(segment, t.dst) {
+                    Ok(_) => {
+                        datagrams += 1;
+                        bytes += segment.len() as u64;
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        blocked = true;
+                        break 'transmits;
+                    }
+                    // One undeliverable datagram: QUIC's loss recovery resends
+                    // what mattered. Count it and move on.
+                    Err(e) => {
+                        log::debug!("portable: send to {} failed: {e}", t.dst);
+                        errors += 1;
+                    }
+                }
+            }
+            done += 1;
+        }
+        batch.advance(done);
+        IoCounters::add(&self.counters.tx_datagrams, datagrams);
+        IoCounters::add(&self.counters.tx_bytes, bytes);
+        IoCounters::add(&self.counters.tx_syscalls, calls);
+        IoCounters::add(&self.counters.tx_errors, errors);
+        Ok(!blocked)
+    }
+}
+
+/// Errors that describe one peer's path, not the socket.
+pub(crate) fn is_per_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}

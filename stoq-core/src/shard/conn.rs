@@ -1,0 +1,382 @@
+//! One connection as the shard sees it: the quiche state machine plus the
+//! shard's half of every channel and stream buffer.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use bytes::{Buf, BufMut};
+use crossbeam_channel::{Sender, TrySendError, bounded, unbounded};
+
+use crate::cid::CidKey;
+use crate::connection::{Connection, ConnectionStats};
+use crate::error::{ConnectError, ConnectionError, ReadError, WriteError};
+use crate::shared::{ConnKey, ConnShared, ShardHandle, StreamShared, StreamState, stream_id};
+
+/// Keep at least this much queued in quiche before asking to be told about
+/// more send capacity.
+const WRITABLE_LOWAT: usize = 16 * 1024;
+
+pub(super) type OpenReply = Sender<Result<Arc<StreamShared>, ConnectionError>>;
+
+pub(super) struct ConnState {
+    pub serial: u64,
+    pub q: quiche::Connection,
+    pub shared: Arc<ConnShared>,
+    pub is_server: bool,
+    incoming_bi: Sender<Arc<StreamShared>>,
+    incoming_uni: Sender<Arc<StreamShared>>,
+    datagrams: Sender<Vec<u8>>,
+    streams: HashMap<u64, Arc<StreamShared>>,
+    /// Next peer-initiated stream ID not yet handed to the application, for
+    /// [bidi, uni].
+    next_peer: [u64; 2],
+    next_local: [u64; 2],
+    pending_opens: VecDeque<(bool, OpenReply)>,
+    pub connect_reply: Option<Sender<Result<Connection, ConnectError>>>,
+    pub handshake_deadline: Option<Instant>,
+    pub established: bool,
+    /// Every connection ID routed to this connection, for cleanup.
+    pub cids: Vec<CidKey>,
+    /// Earliest instant this connection has in the shard's timer heap.
+    pub timer_at: Option<Instant>,
+    pub dirty: bool,
+    datagrams_dropped: u64,
+    stream_buffer: usize,
+}
+
+impl ConnState {
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        key: ConnKey,
+        q: quiche::Connection,
+        shard: ShardHandle,
+        (peer, local): (SocketAddr, SocketAddr),
+        is_server: bool,
+        stream_buffer: usize,
+        datagram_queue: usize,
+    ) -> Self {
+        let (bi_tx, bi_rx) = unbounded();
+        let (uni_tx, uni_rx) = unbounded();
+        let (dg_tx, dg_rx) = bounded(datagram_queue.max(1));
+        let shared = Arc::new(ConnShared::new(key, shard, peer, local, bi_rx, uni_rx, dg_rx));
+        Self {
+            serial: key.serial,
+            q,
+            shared,
+            is_server,
+            incoming_bi: bi_tx,
+            incoming_uni: uni_tx,
+            datagrams: dg_tx,
+            streams: HashMap::new(),
+            next_peer: [stream_id::first(!is_server, false), stream_id::first(!is_server, true)],
+            next_local: [stream_id::first(is_server, false), stream_id::first(is_server, true)],
+            pending_opens: VecDeque::new(),
+            connect_reply: None,
+            handshake_deadline: None,
+            established: false,
+            cids: Vec::new(),
+            timer_at: None,
+            dirty: false,
+            datagrams_dropped: 0,
+            stream_buffer,
+        }
+    }
+
+    /// When the shard must next look at this connection.
+    pub fn deadline(&self) -> Option<Instant> {
+        let t = self.q.timeout_instant();
+        match (t, self.handshake_deadline.filter(|_| !self.established)) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Application-level work after packets, timers or commands touched the
+    /// connection: hand over the handshake result, new streams, readable
+    /// data, send capacity and datagrams.
+    pub fn service(&mut self, scratch: &mut [u8], accept: Option<&Sender<Connection>>) {
+        if !self.established && self.q.is_established() {
+            self.established = true;
+            self.handshake_deadline = None;
+            self.update_datagram_max();
+            let conn = Connection::new(self.shared.clone());
+            if let Some(reply) = self.connect_reply.take() {
+                let _ = reply.send(Ok(conn));
+            } else if let Some(accept) = accept {
+                // If nobody accepts any more, dropping the handle closes it.
+                let _ = accept.send(conn);
+            }
+        }
+        if !self.established {
+            return;
+        }
+        while let Some(id) = self.q.stream_readable_next() {
+            self.on_readable(id, scratch);
+        }
+        while let Some(id) = self.q.stream_writable_next() {
+            if let Some(s) = self.streams.get(&id).cloned() {
+                self.flush_stream(&s, &mut s.lock());
+            }
+        }
+        loop {
+            match self.q.dgram_recv(scratch) {
+                Ok(n) => match self.datagrams.try_send(scratch[..n].to_vec()) {
+                    Ok(()) => {}
+                    Err(TrySendError::Full(_)) => self.datagrams_dropped += 1,
+                    Err(TrySendError::Disconnected(_)) => {}
+                },
+                Err(_) => break,
+            }
+        }
+        self.update_datagram_max();
+        self.retry_opens();
+    }
+
+    fn update_datagram_max(&self) {
+        let max = self.q.dgram_max_writable_len().unwrap_or(0);
+        self.shared.datagram_max.store(max, Ordering::Relaxed);
+    }
+
+    fn on_readable(&mut self, id: u64, scratch: &mut [u8]) {
+        if !self.streams.contains_key(&id) && !stream_id::is_local(id, self.is_server) {
+            self.accept_peer_streams(id);
+        }
+        match self.streams.get(&id).cloned() {
+            Some(s) => {
+                let mut st = s.lock();
+                self.read_stream(&s, &mut st);
+                drop(st);
+                self.maybe_retire(&s);
+            }
+            // A stream we are done with: discard what still arrives.
+            None => while let Ok((_, false)) = self.q.stream_recv(id, scratch) {},
+        }
+    }
+
+    /// Peer stream `id` opens every lower stream of its kind (RFC 9000 §3.2):
+    /// hand them to the application in order.
+    fn accept_peer_streams(&mut self, id: u64) {
+        let uni = stream_id::is_uni(id);
+        let k = usize::from(uni);
+        while self.next_peer[k] <= id {
+            let sid = self.next_peer[k];
+            self.next_peer[k] += 4;
+            let s = Arc::new(StreamShared::new(sid, self.stream_buffer));
+            self.streams.insert(sid, s.clone());
+            let tx = if uni { &self.incoming_uni } else { &self.incoming_bi };
+            let _ = tx.send(s);
+        }
+    }
+
+    fn read_stream(&mut self, s: &StreamShared, st: &mut StreamState) {
+        if st.recv_abandoned {
+            return;
+        }
+        let before = st.recv.len();
+        loop {
+            let room = s.cap.saturating_sub(st.recv.len());
+            if room == 0 {
+                st.recv_blocked = true;
+                break;
+            }
+            st.recv.reserve(room.min(64 * 1024));
+            match self.q.stream_recv_buf(s.id, (&mut st.recv).limit(room)) {
+                Ok((_, true)) => {
+                    st.recv_fin = true;
+                    break;
+                }
+                Ok(_) => {}
+                Err(quiche::Error::Done) => break,
+                Err(quiche::Error::StreamReset(code)) => {
+                    st.recv_error = Some(ReadError::Reset(code));
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("stream {} recv: {e}", s.id);
+                    break;
+                }
+            }
+        }
+        if st.recv.len() != before || st.recv_fin || st.recv_error.is_some() {
+            s.cond.notify_all();
+        }
+    }
+
+    /// Moves application bytes into quiche as far as flow control allows.
+    fn flush_stream(&mut self, s: &StreamShared, st: &mut StreamState) {
+        if st.send_error.is_some() || st.fin_sent {
+            return;
+        }
+        let before = st.send.len();
+        while !st.send.is_empty() || (st.fin_requested && !st.fin_sent) {
+            let fin = st.fin_requested;
+            match self.q.stream_send(s.id, &st.send, fin) {
+                Ok(n) => {
+                    let all = n == st.send.len();
+                    st.send.advance(n);
+                    if all {
+                        st.fin_sent = fin;
+                        break;
+                    }
+                }
+                Err(quiche::Error::Done) => {}
+                Err(quiche::Error::StreamStopped(code)) => {
+                    st.send_error = Some(WriteError::Stopped(code));
+                    st.send.clear();
+                    break;
+                }
+                Err(e) => {
+                    log::debug!("stream {} send: {e}", s.id);
+                    st.send_error = Some(WriteError::Stopped(0));
+                    st.send.clear();
+                    break;
+                }
+            }
+            // Partial write: ask quiche to report the stream when it can
+            // take a useful amount more.
+            let want = st.send.len().clamp(1, WRITABLE_LOWAT);
+            match self.q.stream_writable(s.id, want) {
+                Ok(true) => continue,
+                Ok(false) => break,
+                Err(quiche::Error::StreamStopped(code)) => {
+                    st.send_error = Some(WriteError::Stopped(code));
+                    st.send.clear();
+                    break;
+                }
+                Err(_) => break,
+            }
+        }
+        if st.send.len() != before || st.send_error.is_some() {
+            s.cond.notify_all();
+        }
+    }
+
+    /// Handles a `Command::Stream`: the application wrote, finished, read or
+    /// dropped something.
+    pub fn on_stream_command(&mut self, id: u64) {
+        let Some(s) = self.streams.get(&id).cloned() else { return };
+        let mut st = s.lock();
+        st.notified = false;
+        self.flush_stream(&s, &mut st);
+        if st.recv_abandoned && !st.recv_fin && st.recv_error.is_none() {
+            let _ = self.q.stream_shutdown(id, quiche::Shutdown::Read, 0);
+            st.recv_error = Some(ReadError::Reset(0));
+        } else if !st.recv_blocked && !st.recv_fin && self.q.stream_readable(id) {
+            self.read_stream(&s, &mut st);
+        }
+        drop(st);
+        self.maybe_retire(&s);
+    }
+
+    /// Forgets a stream once neither direction needs the shard any more.
+    fn maybe_retire(&mut self, s: &StreamShared) {
+        let st = s.lock();
+        let local = stream_id::is_local(s.id, self.is_server);
+        let uni = stream_id::is_uni(s.id);
+        let send_done = (uni && !local) || st.fin_sent || st.send_error.is_some();
+        let recv_done = (uni && local) || st.recv_fin || st.recv_error.is_some();
+        if send_done && recv_done {
+            drop(st);
+            self.streams.remove(&s.id);
+        }
+    }
+
+    pub fn open_stream(&mut self, bidi: bool, reply: OpenReply) {
+        if !self.pending_opens.is_empty() || !self.try_open(bidi, &reply) {
+            self.pending_opens.push_back((bidi, reply));
+        }
+    }
+
+    fn try_open(&mut self, bidi: bool, reply: &OpenReply) -> bool {
+        let left = if bidi { self.q.peer_streams_left_bidi() } else { self.q.peer_streams_left_uni() };
+        if left == 0 {
+            return false;
+        }
+        let k = usize::from(!bidi);
+        let id = self.next_local[k];
+        match self.q.stream_priority(id, 127, true) {
+            Ok(()) => {
+                self.next_local[k] += 4;
+                let s = Arc::new(StreamShared::new(id, self.stream_buffer));
+                self.streams.insert(id, s.clone());
+                let _ = reply.send(Ok(s));
+                true
+            }
+            Err(quiche::Error::StreamLimit) => false,
+            Err(e) => {
+                let _ = reply.send(Err(ConnectionError::Transport { code: 0, reason: e.to_string(), by_peer: false }));
+                true
+            }
+        }
+    }
+
+    fn retry_opens(&mut self) {
+        while let Some((bidi, reply)) = self.pending_opens.pop_front() {
+            if !self.try_open(bidi, &reply) {
+                self.pending_opens.push_front((bidi, reply));
+                break;
+            }
+        }
+    }
+
+    pub fn send_datagram(&mut self, data: &[u8]) {
+        match self.q.dgram_send(data) {
+            Ok(()) => {}
+            Err(e) => {
+                log::debug!("datagram send: {e}");
+                self.datagrams_dropped += 1;
+            }
+        }
+    }
+
+    pub fn stats(&self) -> ConnectionStats {
+        let s = self.q.stats();
+        let p = self.q.path_stats().next();
+        ConnectionStats {
+            rtt: p.as_ref().map(|p| p.rtt).unwrap_or_default(),
+            min_rtt: p.as_ref().and_then(|p| p.min_rtt),
+            cwnd: p.as_ref().map(|p| p.cwnd).unwrap_or(0),
+            delivery_rate: p.as_ref().map(|p| p.delivery_rate).unwrap_or(0),
+            sent_packets: s.sent,
+            recv_packets: s.recv,
+            lost_packets: s.lost,
+            sent_bytes: s.sent_bytes,
+            recv_bytes: s.recv_bytes,
+            lost_bytes: s.lost_bytes,
+            stream_retrans_bytes: s.stream_retrans_bytes,
+            pmtu: p.as_ref().map(|p| p.pmtu).unwrap_or(0),
+            datagrams_dropped: self.datagrams_dropped,
+        }
+    }
+
+    /// The connection is gone: fail everything still waiting on it.
+    pub fn finalize(self, reason: ConnectionError) {
+        if let Some(reply) = self.connect_reply {
+            let peer = self.shared.peer;
+            let err = match &reason {
+                ConnectionError::TimedOut(after) => ConnectError::TimedOut { peer, after: *after },
+                ConnectionError::EndpointClosed => ConnectError::EndpointClosed,
+                e => ConnectError::Handshake { peer, error: e.clone() },
+            };
+            let _ = reply.send(Err(err));
+        }
+        self.shared.set_closed(reason.clone());
+        for (_, reply) in self.pending_opens {
+            let _ = reply.send(Err(reason.clone()));
+        }
+        for s in self.streams.values() {
+            let mut st = s.lock();
+            if !st.fin_sent && st.send_error.is_none() {
+                st.send_error = Some(WriteError::ConnectionLost(reason.clone()));
+            }
+            if !st.recv_fin && st.recv_error.is_none() {
+                st.recv_error = Some(ReadError::ConnectionLost(reason.clone()));
+            }
+            s.cond.notify_all();
+        }
+        // Dropping the senders here ends accept_bi/accept_uni/recv_datagram.
+    }
+}
