@@ -1,0 +1,1 @@
+//! stoq-node (being written).

@@ -1,0 +1,1 @@
+//! stoq-perf (being written).
