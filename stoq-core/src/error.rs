@@ -166,6 +166,10 @@ pub enum WriteError {
     /// The stream was already finished.
     #[error("stream already finished")]
     Finished,
+    /// The peer stopped the stream and the reset completed before the error
+    /// code could be observed.
+    #[error("peer stopped the stream (STOP_SENDING) and it has been reset")]
+    Closed,
     /// The connection is gone.
     #[error(transparent)]
     ConnectionLost(#[from] ConnectionError),

@@ -95,7 +95,10 @@ impl DevPki {
         use rcgen::{BasicConstraints, CertificateParams, CertifiedIssuer, DnType, IsCa, KeyPair};
         let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params.distinguished_name.push(DnType::CommonName, "STOQ development CA");
+        // A unique name per CA, so two development CAs are never mistaken
+        // for one another during chain building.
+        let serial: u64 = rand::random();
+        ca_params.distinguished_name.push(DnType::CommonName, format!("STOQ development CA {serial:016x}"));
         let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate()?)?;
 
         let mut leaf_params = CertificateParams::new(names.iter().map(|n| n.to_string()).collect::<Vec<_>>())?;
@@ -197,6 +200,7 @@ pub(crate) fn alert_hint(alert: u8) -> &'static str {
         42..=46 | 48 => "the certificate was not accepted: check the CA file and that the certificate names the server",
         120 => "the peers share no application protocol (ALPN): both must speak stoq/1",
         40 | 71 | 70 => "the peers could not agree on TLS parameters",
+        51 => "a signature did not verify: the certificate was not issued by the trusted CA's key",
         _ => "see the peer's logs",
     }
 }

@@ -15,10 +15,6 @@ use crate::connection::{Connection, ConnectionStats};
 use crate::error::{ConnectError, ConnectionError, ReadError, WriteError};
 use crate::shared::{ConnKey, ConnShared, ShardHandle, StreamShared, StreamState, stream_id};
 
-/// Keep at least this much queued in quiche before asking to be told about
-/// more send capacity.
-const WRITABLE_LOWAT: usize = 16 * 1024;
-
 pub(super) type OpenReply = Sender<Result<Arc<StreamShared>, ConnectionError>>;
 
 pub(super) struct ConnState {
@@ -116,11 +112,7 @@ impl ConnState {
         while let Some(id) = self.q.stream_readable_next() {
             self.on_readable(id, scratch);
         }
-        while let Some(id) = self.q.stream_writable_next() {
-            if let Some(s) = self.streams.get(&id).cloned() {
-                self.flush_stream(&s, &mut s.lock());
-            }
-        }
+        self.service_writable();
         loop {
             match self.q.dgram_recv(scratch) {
                 Ok(n) => match self.datagrams.try_send(scratch[..n].to_vec()) {
@@ -133,6 +125,22 @@ impl ConnState {
         }
         self.update_datagram_max();
         self.retry_opens();
+    }
+
+    /// Feeds streams that quiche reports writable (or stopped by the peer).
+    /// quiche refreshes its send capacity only in `send()`, so the shard
+    /// calls this again after flushing; returns whether any stream was
+    /// reported.
+    pub(super) fn service_writable(&mut self) -> bool {
+        let mut any = false;
+        while let Some(id) = self.q.stream_writable_next() {
+            any = true;
+            if let Some(s) = self.streams.get(&id).cloned() {
+                self.flush_stream(&s, &mut s.lock());
+                self.maybe_retire(&s);
+            }
+        }
+        any
     }
 
     fn update_datagram_max(&self) {
@@ -230,15 +238,16 @@ impl ConnState {
                 }
                 Err(e) => {
                     log::debug!("stream {} send: {e}", s.id);
-                    st.send_error = Some(WriteError::Stopped(0));
+                    st.send_error = Some(WriteError::Closed);
                     st.send.clear();
                     break;
                 }
             }
-            // Partial write: ask quiche to report the stream when it can
-            // take a useful amount more.
-            let want = st.send.len().clamp(1, WRITABLE_LOWAT);
-            match self.q.stream_writable(s.id, want) {
+            // Partial write: ask quiche to report the stream as soon as it
+            // can take any more. (quiche buffers only what the congestion
+            // window allows, so a higher watermark could exceed a collapsed
+            // window and never fire.)
+            match self.q.stream_writable(s.id, 1) {
                 Ok(true) => continue,
                 Ok(false) => break,
                 Err(quiche::Error::StreamStopped(code)) => {
@@ -246,7 +255,14 @@ impl ConnState {
                     st.send.clear();
                     break;
                 }
-                Err(_) => break,
+                // quiche already collected the stream: the peer stopped it
+                // and our reset was acknowledged before we looked (quiche
+                // hides stopped streams while connection send capacity is 0).
+                Err(_) => {
+                    st.send_error = Some(WriteError::Closed);
+                    st.send.clear();
+                    break;
+                }
             }
         }
         if st.send.len() != before || st.send_error.is_some() {

@@ -477,7 +477,11 @@ impl Shard {
             c.dirty = false;
             c.service(&mut self.scratch, self.accept.as_ref());
             self.issue_cids(idx);
-            if !self.flush_conn(idx) {
+            let mut flushed = self.flush_conn(idx);
+            if flushed && self.conns[idx].established && self.conns[idx].service_writable() {
+                flushed = self.flush_conn(idx);
+            }
+            if !flushed {
                 // Socket full: come back to this connection next turn.
                 let c = &mut self.conns[idx];
                 mark_dirty(&mut self.dirty, c, idx);
