@@ -228,8 +228,10 @@ impl SendStream {
             if st.fin_requested {
                 return Err(WriteError::Finished);
             }
+            // Wait for a useful amount of room (a quarter of the buffer, or
+            // all of a smaller write) rather than waking per freed byte.
             let room = self.stream.cap.saturating_sub(st.send.len());
-            if room > 0 {
+            if room >= buf.len().min(self.stream.cap / 4).max(1) {
                 break room.min(buf.len());
             }
             st = self.stream.wait(st);

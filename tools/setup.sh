@@ -1,0 +1,34 @@
+#!/usr/bin/env bash
+# Installs what building STOQ needs and a fresh machine lacks:
+#   cmake + a C toolchain (BoringSSL, built by quiche's `boring` dependency),
+#   libclang-dev (bindgen for BoringSSL), git, pkg-config.
+# As root it uses apt-get; otherwise it says exactly what to run.
+set -euo pipefail
+
+need=()
+command -v cmake >/dev/null 2>&1 || need+=(cmake)
+command -v git >/dev/null 2>&1 || need+=(git)
+command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
+command -v cc >/dev/null 2>&1 || need+=(build-essential)
+# bindgen loads libclang at build time; any libclang.so will do.
+if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1; then
+  need+=(libclang-dev)
+fi
+
+if ((${#need[@]})); then
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null 2>&1; then
+    echo "setup: installing ${need[*]}" >&2
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
+  else
+    echo "setup: missing ${need[*]}." >&2
+    echo "setup: install them first, e.g.: sudo apt-get install ${need[*]}" >&2
+    exit 1
+  fi
+fi
+
+if ! command -v cargo >/dev/null 2>&1; then
+  echo "setup: no Rust toolchain found; install one with rustup (https://rustup.rs), version 1.88 or newer" >&2
+  exit 1
+fi
