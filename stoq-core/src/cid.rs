@@ -33,6 +33,8 @@ pub const SHARD_BYTE_OFFSET: usize = 0;
 /// Longest connection ID QUIC v1 allows (RFC 9000 §17.2).
 pub const MAX_CID_LEN: usize = 20;
 
+const QUIC_V1: u32 = 1;
+
 /// Why a packet's destination connection ID could not be read.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
@@ -43,8 +45,8 @@ pub enum HeaderError {
     /// The datagram ended before the destination connection ID did.
     #[error("datagram truncated before the end of the destination connection ID")]
     Truncated,
-    /// A long header announced a connection ID longer than 20 bytes.
-    #[error("long header announces a {0}-byte connection ID (QUIC v1 allows at most 20)")]
+    /// A QUIC v1 long header announced a connection ID longer than 20 bytes.
+    #[error("QUIC v1 long header announces a {0}-byte connection ID (at most 20 allowed)")]
     CidTooLong(u8),
 }
 
@@ -70,7 +72,11 @@ pub fn dcid(packet: &[u8], short_dcid_len: usize) -> Result<PacketDcid<'_>, Head
     }
     // Long header: flags(1) version(4) dcid_len(1) dcid(..)
     let len = *packet.get(5).ok_or(HeaderError::Truncated)?;
-    if usize::from(len) > MAX_CID_LEN {
+    // QUIC v1 caps CIDs at 20 bytes and such packets must be dropped; other
+    // versions may use up to 255, and a server should still read them to
+    // answer with Version Negotiation (RFC 9000 §17.2).
+    let version = packet.get(1..5).ok_or(HeaderError::Truncated)?;
+    if usize::from(len) > MAX_CID_LEN && version == QUIC_V1.to_be_bytes() {
         return Err(HeaderError::CidTooLong(len));
     }
     let dcid = packet.get(6..6 + usize::from(len)).ok_or(HeaderError::Truncated)?;
@@ -157,7 +163,11 @@ mod tests {
         assert!(d.long_header);
         assert_eq!(d.dcid, &[9, 8, 7]);
         pkt[5] = 21;
+        pkt.resize(6 + 21, 0);
         assert_eq!(dcid(&pkt, CID_LEN), Err(HeaderError::CidTooLong(21)));
+        pkt[4] = 2; // another version may use long CIDs
+        assert_eq!(dcid(&pkt, CID_LEN).unwrap().dcid.len(), 21);
+        pkt.truncate(10);
         pkt[5] = 10;
         assert_eq!(dcid(&pkt, CID_LEN), Err(HeaderError::Truncated));
         assert_eq!(dcid(&[], CID_LEN), Err(HeaderError::Empty));

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use crossbeam_channel::{Receiver, RecvTimeoutError, bounded, unbounded};
+use crossbeam_channel::{Receiver, bounded, unbounded};
 
 use crate::config::{ClientConfig, EndpointConfig, ServerConfig};
 use crate::connection::Connection;
@@ -178,10 +178,7 @@ impl Endpoint {
 
     /// Like [`accept`](Self::accept), giving up after `timeout`.
     pub fn accept_timeout(&self, timeout: Duration) -> Option<Connection> {
-        match self.0.accept.as_ref()?.recv_timeout(timeout) {
-            Ok(c) => Some(c),
-            Err(RecvTimeoutError::Timeout | RecvTimeoutError::Disconnected) => None,
-        }
+        self.0.accept.as_ref()?.recv_timeout(timeout).ok()
     }
 
     /// Current counters.

@@ -148,12 +148,13 @@ impl TxBatch {
     }
 
     /// True when another packet might not fit: send the batch first.
+    ///
+    /// Conservative by design: at `max_transmits` the next packet might be
+    /// for another peer and need a transmit of its own, and it is written
+    /// before we know, so the batch counts as full even if the last
+    /// transmit could still grow.
     pub fn is_full(&self) -> bool {
-        if self.cursor + self.max_payload > self.buf.len() {
-            return true;
-        }
-        self.transmits.len() == self.max_transmits
-            && self.transmits.last().is_none_or(|t| t.sealed || t.segments == self.max_segments)
+        self.cursor + self.max_payload > self.buf.len() || self.transmits.len() >= self.max_transmits
     }
 
     /// Where the next packet is to be written (`max_payload` bytes).

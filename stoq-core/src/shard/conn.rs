@@ -113,14 +113,9 @@ impl ConnState {
             self.on_readable(id, scratch);
         }
         self.service_writable();
-        loop {
-            match self.q.dgram_recv(scratch) {
-                Ok(n) => match self.datagrams.try_send(scratch[..n].to_vec()) {
-                    Ok(()) => {}
-                    Err(TrySendError::Full(_)) => self.datagrams_dropped += 1,
-                    Err(TrySendError::Disconnected(_)) => {}
-                },
-                Err(_) => break,
+        while let Ok(n) = self.q.dgram_recv(scratch) {
+            if let Err(TrySendError::Full(_)) = self.datagrams.try_send(scratch[..n].to_vec()) {
+                self.datagrams_dropped += 1;
             }
         }
         self.update_datagram_max();

@@ -140,10 +140,8 @@ impl Shard {
             self.fire_timers();
             self.service_dirty();
             self.transmit();
-            if let Some(since) = self.shutting_down {
-                if self.conns.is_empty() || since.elapsed() > SHUTDOWN_GRACE {
-                    break;
-                }
+            if self.shutting_down.is_some_and(|since| self.conns.is_empty() || since.elapsed() > SHUTDOWN_GRACE) {
+                break;
             }
             let timeout = if rx_more {
                 Some(Duration::ZERO)
@@ -202,7 +200,11 @@ impl Shard {
             Ok(d) => (CidKey::new(d.dcid), d.long_header),
             Err(_) => return bump(&self.counters.undecodable),
         };
-        let Some(key) = key else { return bump(&self.counters.undecodable) };
+        let Some(key) = key else {
+            // A CID longer than any we issue: only another QUIC version's
+            // long header gets here, and deserves Version Negotiation.
+            return self.handle_new_peer(pkt, from, to);
+        };
         if let Some(&idx) = self.routes.get(&key) {
             let c = &mut self.conns[idx];
             match c.q.recv(pkt, quiche::RecvInfo { from, to }) {
@@ -494,11 +496,9 @@ impl Shard {
                 c.finalize(reason);
                 continue;
             }
-            if let Some(d) = c.deadline() {
-                if c.timer_at.is_none_or(|t| d < t) {
-                    c.timer_at = Some(d);
-                    self.timers.push(Reverse((d, idx, c.serial)));
-                }
+            if let Some(d) = c.deadline().filter(|&d| c.timer_at.is_none_or(|t| d < t)) {
+                c.timer_at = Some(d);
+                self.timers.push(Reverse((d, idx, c.serial)));
             }
         }
         dirty.clear();
