@@ -234,3 +234,35 @@ fn without_retry_the_server_accepts_on_the_first_initial() {
     assert_eq!(server.stats().retries_sent, 0);
     assert_eq!(server.stats().accepted, 1);
 }
+
+#[test]
+fn full_duplex_echo_on_one_stream_never_stalls() {
+    // Both directions of one stream busy at once, with buffers full: the
+    // reader's and the writer's wake-ups share one flag, which once lost the
+    // reader's.
+    let (server, client) = (server(), client());
+    let (c, s) = pair(&server, &client);
+    let echo = thread::spawn(move || {
+        let (mut send, mut recv) = s.accept_bi().unwrap();
+        let mut buf = vec![0; 50_000];
+        while let Some(n) = recv.read(&mut buf).unwrap() {
+            send.write_all(&buf[..n]).unwrap();
+        }
+        send.finish().unwrap();
+        s
+    });
+    let (mut send, mut recv) = c.open_bi().unwrap();
+    let len = 24 << 20;
+    let data = pattern(99, len);
+    let expected = data.clone();
+    let writer = thread::spawn(move || {
+        for chunk in data.chunks(70_000) {
+            send.write_all(chunk).unwrap();
+        }
+        send.finish().unwrap();
+    });
+    let got = recv.read_to_end(len + 1).unwrap();
+    writer.join().unwrap();
+    assert_eq!(first_difference(&got, &expected), None);
+    echo.join().unwrap();
+}

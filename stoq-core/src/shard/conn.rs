@@ -272,10 +272,16 @@ impl ConnState {
         let mut st = s.lock();
         st.notified = false;
         self.flush_stream(&s, &mut st);
-        if st.recv_abandoned && !st.recv_fin && st.recv_error.is_none() {
+        let has_recv = !(stream_id::is_uni(id) && stream_id::is_local(id, self.is_server));
+        if !has_recv || st.recv_fin || st.recv_error.is_some() {
+            // Nothing to receive.
+        } else if st.recv_abandoned {
             let _ = self.q.stream_shutdown(id, quiche::Shutdown::Read, 0);
             st.recv_error = Some(ReadError::Reset(0));
-        } else if !st.recv_blocked && !st.recv_fin && self.q.stream_readable(id) {
+        } else if st.recv.len() < s.cap {
+            // Decide by the room left, not by `recv_blocked`: the reader's
+            // wake-up may have been folded into a command the writer queued.
+            st.recv_blocked = false;
             self.read_stream(&s, &mut st);
         }
         drop(st);

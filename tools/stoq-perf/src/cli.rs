@@ -1,0 +1,337 @@
+//! Command-line interface: argument definitions (shared with stoq-node where
+//! the options are the same) and the two commands.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand};
+use stoq_core::io::BackendKind;
+use stoq_core::{ClientTls, Endpoint, ServerConfig};
+
+use crate::client::{Amount, ClientOptions, Mode, Output, run_client};
+use crate::server::{CertSource, PerfService, announce_ca, run_server_with};
+
+/// Exit code for unusable arguments (as clap uses).
+pub const EXIT_USAGE: u8 = 2;
+
+/// stoq-perf: iperf-like throughput tests over STOQ, every byte verified.
+#[derive(Debug, Parser)]
+#[command(name = "stoq-perf", version, about)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// stoq-perf's commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Serve perf tests.
+    Server(ServerArgs),
+    /// Run a test against a server.
+    Client(ClientArgs),
+    /// Same-run baseline: raw UDP over loopback, no QUIC, one system call
+    /// per datagram, every byte verified.
+    BaselineUdp(BaselineArgs),
+}
+
+/// `stoq-perf baseline-udp` options.
+#[derive(Debug, Args)]
+pub struct BaselineArgs {
+    /// Bytes to send (suffixes K, M, G are powers of 1024).
+    #[arg(long, default_value = "1G", value_parser = parse_size)]
+    pub bytes: u64,
+    /// UDP payload per datagram.
+    #[arg(long, default_value_t = 1452)]
+    pub max_payload: usize,
+    /// Print the result as JSON.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Where a server's certificate comes from.
+#[derive(Debug, Clone, Args)]
+pub struct CertArgs {
+    /// Certificate chain (PEM).
+    #[arg(long, value_name = "FILE", requires = "key", conflicts_with = "dev_pki")]
+    pub cert: Option<PathBuf>,
+    /// Private key (PEM).
+    #[arg(long, value_name = "FILE", requires = "cert")]
+    pub key: Option<PathBuf>,
+    /// Generate a development CA and certificate into DIR (clients use --ca DIR/ca.pem).
+    #[arg(long, value_name = "DIR")]
+    pub dev_pki: Option<PathBuf>,
+}
+
+impl CertArgs {
+    /// The certificate source these arguments select (a temporary dev PKI
+    /// when none is given).
+    pub fn source(&self) -> CertSource {
+        match (&self.cert, &self.key, &self.dev_pki) {
+            (Some(cert), Some(key), _) => CertSource::Files { cert: cert.clone(), key: key.clone() },
+            (_, _, Some(dir)) => CertSource::DevPkiIn(dir.clone()),
+            _ => CertSource::DevPkiTemp,
+        }
+    }
+}
+
+/// `stoq-perf server` options.
+#[derive(Debug, Args)]
+pub struct ServerArgs {
+    /// Address to listen on.
+    #[arg(long, default_value = "[::]:4433")]
+    pub listen: SocketAddr,
+    /// Certificate options.
+    #[command(flatten)]
+    pub cert: CertArgs,
+    /// Packet backend.
+    #[arg(long, default_value = "portable")]
+    pub backend: String,
+    /// Largest UDP payload in bytes.
+    #[arg(long, default_value_t = 1452)]
+    pub max_payload: usize,
+    /// Print one JSON line per finished stream on stdout.
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// `stoq-perf client` options.
+#[derive(Debug, Args)]
+pub struct ClientArgs {
+    /// Server address: host:port or [v6]:port.
+    pub addr: String,
+    /// Name to check the server's certificate against.
+    #[arg(long, default_value = "localhost")]
+    pub server_name: String,
+    /// CA certificate (PEM) to verify the server with.
+    #[arg(long, value_name = "FILE", conflicts_with = "insecure")]
+    pub ca: Option<PathBuf>,
+    /// Do not verify the server's certificate (development only).
+    #[arg(long)]
+    pub insecure: bool,
+    /// Direction of the payload.
+    #[arg(long, value_enum, default_value_t = Mode::Download)]
+    pub mode: Mode,
+    /// Payload bytes per direction (suffixes K, M, G, T = powers of 1024) [default: 1G].
+    #[arg(long, value_parser = parse_size, conflicts_with = "time")]
+    pub bytes: Option<u64>,
+    /// Run for this many seconds instead of a fixed size.
+    #[arg(long, value_name = "SECS")]
+    pub time: Option<f64>,
+    /// Streams per connection (per direction).
+    #[arg(long, default_value_t = 1)]
+    pub streams: usize,
+    /// QUIC connections.
+    #[arg(long, default_value_t = 1)]
+    pub connections: usize,
+    /// Packet backend.
+    #[arg(long, default_value = "portable")]
+    pub backend: String,
+    /// Seconds between report lines.
+    #[arg(long, default_value_t = 1.0)]
+    pub interval: f64,
+    /// Largest UDP payload in bytes.
+    #[arg(long, default_value_t = 1452)]
+    pub max_payload: usize,
+    /// Print the report as JSON on stdout (interval lines go to stderr).
+    #[arg(long)]
+    pub json: bool,
+}
+
+/// Parses a byte count with an optional binary suffix: `1500`, `64K`, `1G`.
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let (digits, shift) = match t.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let shift = match c.to_ascii_uppercase() {
+                'K' => 10,
+                'M' => 20,
+                'G' => 30,
+                'T' => 40,
+                _ => return Err(format!("unknown size suffix {c:?} in {s:?}: use K, M, G or T")),
+            };
+            (&t[..i], shift)
+        }
+        _ => (t, 0),
+    };
+    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size: give a whole number like 1500, 64K or 1G"))?;
+    n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
+}
+
+/// Parses a positive number of seconds.
+pub fn parse_secs(what: &str, v: f64) -> Result<Duration, String> {
+    Duration::try_from_secs_f64(v)
+        .ok()
+        .filter(|d| !d.is_zero())
+        .ok_or_else(|| format!("{what} must be a positive number of seconds, not {v}"))
+}
+
+/// Parses a backend name; the error lists the available ones.
+pub fn parse_backend(name: &str) -> Result<BackendKind, String> {
+    BackendKind::from_name(name).map_err(|e| e.to_string())
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("stoq-perf: {msg}");
+    ExitCode::from(EXIT_USAGE)
+}
+
+/// Runs a parsed command line and returns the process exit code.
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        Command::Server(a) => server(&a),
+        Command::Client(a) => client(&a),
+        Command::BaselineUdp(a) => baseline_udp(&a),
+    }
+}
+
+fn baseline_udp(a: &BaselineArgs) -> ExitCode {
+    let r = match crate::baseline::udp_loopback(a.bytes, a.max_payload) {
+        Ok(r) => r,
+        Err(e) => return fail(&e),
+    };
+    let tunables = std::env::var("GLIBC_TUNABLES").ok();
+    if a.json {
+        let mut v = serde_json::to_value(&r).expect("plain data serialises");
+        v["glibc_tunables"] = serde_json::json!(tunables);
+        println!("{v}");
+    } else {
+        println!(
+            "raw UDP loopback, {} B payload: {:.3} Gbit/s verified; datagrams sent {} received {} (lost {}); cpu {:.2} s user + {:.2} s sys = {:.2} GB/cpu-s; GLIBC_TUNABLES={}",
+            r.payload,
+            r.goodput_gbps,
+            r.datagrams_sent,
+            r.datagrams_received,
+            r.datagrams_sent - r.datagrams_received,
+            r.cpu_user_s,
+            r.cpu_sys_s,
+            r.bytes_per_cpu_s / 1e9,
+            tunables.as_deref().unwrap_or("(not set)")
+        );
+    }
+    ExitCode::SUCCESS
+}
+
+fn server(a: &ServerArgs) -> ExitCode {
+    let backend = match parse_backend(&a.backend) {
+        Ok(b) => b,
+        Err(e) => return usage(&e),
+    };
+    let (tls, ca) = match a.cert.source().load() {
+        Ok(t) => t,
+        Err(e) => return fail(&e),
+    };
+    let mut cfg = ServerConfig::new(tls);
+    cfg.endpoint.backend = backend;
+    cfg.endpoint.transport.max_udp_payload = a.max_payload;
+    let endpoint = match Endpoint::server(a.listen, cfg) {
+        Ok(e) => e,
+        Err(e) => return fail(&e),
+    };
+    eprintln!("stoq-perf server listening on {} ({} backend, max payload {})", endpoint.local_addr(), backend, a.max_payload);
+    if let Some(ca) = ca {
+        announce_ca(&ca);
+    }
+    let stop = AtomicBool::new(false);
+    run_server_with(&endpoint, &stop, Arc::new(PerfService { json: a.json }));
+    ExitCode::SUCCESS
+}
+
+fn fail(e: &dyn std::fmt::Display) -> ExitCode {
+    eprintln!("stoq-perf: {e}");
+    ExitCode::FAILURE
+}
+
+/// Turns client arguments into options, or a usage error message.
+pub fn client_options(a: &ClientArgs) -> Result<ClientOptions, String> {
+    let backend = parse_backend(&a.backend)?;
+    let tls = match (&a.ca, a.insecure) {
+        (Some(ca), _) => ClientTls::CaFile(ca.clone()),
+        (None, true) => ClientTls::InsecureSkipVerify,
+        (None, false) => {
+            return Err("give --ca FILE (the server prints its CA path) or --insecure to skip verification".into());
+        }
+    };
+    let amount = match (a.bytes, a.time) {
+        (_, Some(t)) => Amount::Time(parse_secs("--time", t)?),
+        (Some(n), None) => Amount::Bytes(n),
+        (None, None) => Amount::Bytes(1 << 30),
+    };
+    let mut o = ClientOptions::new(a.addr.clone(), tls);
+    o.server_name = a.server_name.clone();
+    o.mode = a.mode;
+    o.amount = amount;
+    o.streams = a.streams;
+    o.connections = a.connections;
+    o.backend = backend;
+    o.interval = parse_secs("--interval", a.interval)?;
+    o.max_payload = a.max_payload;
+    o.output = if a.json { Output::Stderr } else { Output::Stdout };
+    Ok(o)
+}
+
+fn client(a: &ClientArgs) -> ExitCode {
+    let opts = match client_options(a) {
+        Ok(o) => o,
+        Err(e) => return usage(&e),
+    };
+    match run_client(&opts) {
+        Ok(report) => {
+            if a.json {
+                println!("{}", report.to_json());
+            }
+            ExitCode::SUCCESS
+        }
+        Err(e) => fail(&e),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_with_binary_suffixes() {
+        assert_eq!(parse_size("1500"), Ok(1500));
+        assert_eq!(parse_size("64K"), Ok(64 << 10));
+        assert_eq!(parse_size("8m"), Ok(8 << 20));
+        assert_eq!(parse_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_size("2T"), Ok(2 << 40));
+        assert!(parse_size("").is_err());
+        assert!(parse_size("G").is_err());
+        assert!(parse_size("1X").unwrap_err().contains("suffix"));
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999T").unwrap_err().contains("too large"));
+    }
+
+    #[test]
+    fn seconds_must_be_positive() {
+        assert!(parse_secs("--time", 0.0).is_err());
+        assert!(parse_secs("--time", -1.0).is_err());
+        assert!(parse_secs("--time", f64::NAN).is_err());
+        assert_eq!(parse_secs("--time", 1.5), Ok(Duration::from_millis(1500)));
+    }
+
+    #[test]
+    fn unknown_backend_lists_the_known_ones() {
+        let e = parse_backend("warp-drive").unwrap_err();
+        assert!(e.contains("warp-drive") && e.contains("portable"), "{e}");
+    }
+
+    #[test]
+    fn client_needs_a_trust_choice() {
+        let cli = Cli::try_parse_from(["stoq-perf", "client", "127.0.0.1:4433"]).unwrap();
+        let Command::Client(a) = cli.command else { panic!("not a client command") };
+        assert!(client_options(&a).unwrap_err().contains("--ca"));
+    }
+
+    #[test]
+    fn bytes_and_time_are_exclusive() {
+        let r = Cli::try_parse_from(["stoq-perf", "client", "x:1", "--insecure", "--bytes", "1M", "--time", "2"]);
+        assert!(r.is_err());
+    }
+}
