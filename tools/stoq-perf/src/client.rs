@@ -437,10 +437,8 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
     let mut buf = vec![0u8; CHUNK];
     match req.direction {
         Direction::Download => {
-            // The FIN is sent when `send` drops, after the download: a finish
-            // command still queued while the first megabyte arrives can make
-            // stoq-core lose the wake-up that resumes reading (see report).
-            let _send = send;
+            // The request is all the client sends (docs/perf-protocol.md).
+            send.finish().map_err(write_err)?;
             let mut v = Verifier::new(req.seed);
             loop {
                 if c.stop.load(Ordering::Relaxed) {
