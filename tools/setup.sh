@@ -10,8 +10,11 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
-# bindgen loads libclang at build time; any libclang.so will do.
-if ! ls /usr/lib/llvm-*/lib/libclang*.so* /usr/lib/*/libclang*.so* >/dev/null 2>&1; then
+# bindgen loads libclang (not libclang-cpp, which Debian images often ship
+# alone) at build time.
+if command -v dpkg >/dev/null 2>&1; then
+  dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+elif ! ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang.so /usr/lib64/libclang.so >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi
 

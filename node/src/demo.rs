@@ -6,6 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
+use stoq_core::io::IoCapabilities;
 use stoq_core::{ClientConfig, DevPki, Endpoint, ServerConfig};
 use stoq_perf::Report;
 use stoq_perf::client::{Amount, ClientError, ClientOptions, Mode, Output, run_client_on};
@@ -32,30 +33,13 @@ impl Default for DemoOptions {
     }
 }
 
-/// The backend's capabilities as reported by its code.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
-pub struct Capabilities {
-    /// Most GSO segments per send (1 = none).
-    pub max_gso_segments: usize,
-    /// Receive coalescing.
-    pub gro: bool,
-    /// ECN marks read and written.
-    pub ecn: bool,
-    /// Kernel pacing (SO_TXTIME).
-    pub kernel_pacing: bool,
-    /// Receive slots per batch.
-    pub rx_batch: usize,
-    /// Transmits per send batch.
-    pub tx_batch: usize,
-}
-
 /// Everything the demo measured.
 #[derive(Debug, Clone, Serialize)]
 pub struct DemoReport {
     /// Packet backend.
     pub backend: String,
     /// The backend's capabilities.
-    pub capabilities: Capabilities,
+    pub capabilities: IoCapabilities,
     /// Largest UDP payload.
     pub max_payload: usize,
     /// Bytes that went through ECHO and came back identical.
@@ -135,17 +119,9 @@ fn demo_with_server(server: &Endpoint, pki: &DevPki, opts: &DemoOptions) -> Resu
     perf.mode = Mode::Upload;
     let upload = run_client_on(&client, peer, &perf).map_err(|source| DemoError::Perf { mode: "upload", source })?;
 
-    let c = client.capabilities();
     Ok(DemoReport {
         backend: client.backend().name().to_owned(),
-        capabilities: Capabilities {
-            max_gso_segments: c.max_gso_segments,
-            gro: c.gro,
-            ecn: c.ecn,
-            kernel_pacing: c.kernel_pacing,
-            rx_batch: c.rx_batch,
-            tx_batch: c.tx_batch,
-        },
+        capabilities: client.capabilities(),
         max_payload,
         echo_bytes: opts.echo_bytes,
         download,

@@ -35,6 +35,7 @@ impl Drop for ConnHandle {
 
 /// A snapshot of a connection's transport statistics.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct ConnectionStats {
     /// Smoothed round-trip time.
     pub rtt: Duration,

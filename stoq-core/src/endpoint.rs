@@ -48,6 +48,7 @@ impl Drop for Inner {
 /// Endpoint-wide counters: socket traffic and packets that belonged to no
 /// connection.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct EndpointStats {
     /// UDP datagrams received.
     pub rx_datagrams: u64,

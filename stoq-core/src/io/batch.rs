@@ -33,7 +33,8 @@ pub struct RxBatch {
     capacity: usize,
 }
 
-/// An empty batch with no slots; a placeholder that does not allocate.
+/// An empty batch with no slots, which does not allocate (the shard swaps
+/// it in while it borrows the real batch).
 impl Default for RxBatch {
     fn default() -> Self {
         Self { buf: Vec::new(), slot_size: 0, meta: Vec::new(), capacity: 0 }

@@ -20,6 +20,7 @@ pub use portable::PortableIo;
 
 /// What a backend can do, as plain data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 pub struct IoCapabilities {
     /// Most segments one transmit may carry (1 = no GSO).
     pub max_gso_segments: usize,
