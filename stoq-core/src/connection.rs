@@ -13,9 +13,11 @@ use crate::shared::{Command, ConnShared, StreamShared};
 
 /// An established QUIC connection.
 ///
-/// Cheap to clone; all clones refer to the same connection. The connection
-/// is closed (code 0) when the last clone and the last of its streams are
-/// dropped. The [`Endpoint`](crate::Endpoint) that made it must outlive it:
+/// Cheap to clone; all clones refer to the same connection. When the last
+/// clone and the last of its streams are dropped, the connection closes
+/// (code 0) as soon as the peer has acknowledged everything finished on it,
+/// or after the idle timeout at the latest; [`close`](Self::close) closes
+/// at once. The [`Endpoint`](crate::Endpoint) that made it must outlive it:
 /// dropping the endpoint closes all its connections.
 #[derive(Clone)]
 pub struct Connection(Arc<ConnHandle>);
@@ -27,8 +29,7 @@ struct ConnHandle {
 impl Drop for ConnHandle {
     fn drop(&mut self) {
         if self.shared.close_reason().is_none() {
-            let conn = self.shared.key;
-            self.shared.shard.send(Command::Close { conn, code: 0, reason: Vec::new() });
+            self.shared.shard.send(Command::Release { conn: self.shared.key });
         }
     }
 }
@@ -108,14 +109,22 @@ impl Connection {
 
     /// Waits for the peer to open a bidirectional stream.
     pub fn accept_bi(&self) -> Result<(SendStream, RecvStream), ConnectionError> {
-        let s = self.shared().incoming_bi.recv().map_err(|_| self.shared().lost())?;
+        let s = self.accepted(self.shared().incoming_bi.recv())?;
         Ok((SendStream::new(self.clone(), s.clone()), RecvStream::new(self.clone(), s)))
     }
 
     /// Waits for the peer to open a unidirectional stream.
     pub fn accept_uni(&self) -> Result<RecvStream, ConnectionError> {
-        let s = self.shared().incoming_uni.recv().map_err(|_| self.shared().lost())?;
-        Ok(RecvStream::new(self.clone(), s))
+        Ok(RecvStream::new(self.clone(), self.accepted(self.shared().incoming_uni.recv())?))
+    }
+
+    /// Marks an incoming stream as the application's and tells the shard,
+    /// which then reads it in full and takes in streams it held back.
+    fn accepted<E>(&self, s: Result<Arc<StreamShared>, E>) -> Result<Arc<StreamShared>, ConnectionError> {
+        let s = s.map_err(|_| self.shared().lost())?;
+        s.lock().accepted = true;
+        self.shared().shard.send(Command::Accepted { conn: self.shared().key, stream: s.id });
+        Ok(s)
     }
 
     /// Largest datagram the peer accepts now, or `None` when datagrams are
@@ -255,8 +264,10 @@ impl SendStream {
         Ok(())
     }
 
-    /// Marks the end of the stream after the data already written. Returns
-    /// once the shard has it; the peer reads the end after all the data.
+    /// Marks the end of the stream after the data already written, without
+    /// waiting. The peer reads the end after all the data, provided the
+    /// connection stays up until it is delivered: dropping every handle to
+    /// the connection waits for that, [`Connection::close`] does not.
     pub fn finish(&mut self) -> Result<(), WriteError> {
         let mut st = self.stream.lock();
         if let Some(e) = &st.send_error {

@@ -32,6 +32,10 @@ pub(crate) enum Command {
     Stream { conn: ConnKey, stream: u64 },
     Datagram { conn: ConnKey, data: Vec<u8> },
     Close { conn: ConnKey, code: u64, reason: Vec<u8> },
+    /// Every application handle is gone: close once sent data is delivered.
+    Release { conn: ConnKey },
+    /// The application accepted an incoming stream.
+    Accepted { conn: ConnKey, stream: u64 },
     Stats { conn: ConnKey, reply: Sender<ConnectionStats> },
     Shutdown,
 }
@@ -163,11 +167,15 @@ pub(crate) struct StreamState {
     pub recv_blocked: bool,
     /// A `Command::Stream` for this stream is queued and not yet handled.
     pub notified: bool,
+    /// The application has a handle (it opened the stream or accepted it).
+    /// Until then the shard buffers only a little of it.
+    pub accepted: bool,
 }
 
 impl StreamShared {
-    pub fn new(id: u64, cap: usize) -> Self {
-        Self { id, cap, state: Mutex::new(StreamState::default()), cond: Condvar::new() }
+    pub fn new(id: u64, cap: usize, accepted: bool) -> Self {
+        let state = StreamState { accepted, ..StreamState::default() };
+        Self { id, cap, state: Mutex::new(state), cond: Condvar::new() }
     }
 
     pub fn lock(&self) -> MutexGuard<'_, StreamState> {

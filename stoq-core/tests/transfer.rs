@@ -266,3 +266,62 @@ fn full_duplex_echo_on_one_stream_never_stalls() {
     assert_eq!(first_difference(&got, &expected), None);
     echo.join().unwrap();
 }
+
+#[test]
+fn dropping_every_handle_after_finish_still_delivers_everything() {
+    // A large send buffer, so most of the data is still queued when the
+    // last handle goes.
+    let server = server();
+    let client = client_with(localhost(), |e| e.transport.stream_buffer = 32 << 20);
+    let (c, s) = pair(&server, &client);
+    let len = 32 << 20;
+    let data = pattern(5, len);
+    let reader = thread::spawn(move || {
+        let mut recv = s.accept_uni().unwrap();
+        let got = recv.read_to_end(len + 1);
+        (got, s)
+    });
+    let mut send = c.open_uni().unwrap();
+    send.write_all(&data).unwrap();
+    send.finish().unwrap();
+    drop(send);
+    drop(c); // the last handle: the connection must linger until delivered
+    let (got, s) = reader.join().unwrap();
+    let got = got.expect("all data arrives before the implicit close");
+    assert_eq!(first_difference(&got, &data), None);
+    // Then it does close, with code 0.
+    match s.closed_timeout(Duration::from_secs(10)) {
+        Some(ConnectionError::ApplicationClosed { code: 0, .. }) => {}
+        other => panic!("expected the released connection to close with code 0: {other:?}"),
+    }
+}
+
+#[test]
+fn a_peer_cannot_make_an_unaccepting_application_buffer_without_bound() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let server = server_with(localhost(), |e| e.transport.max_streams_uni = 4);
+    let client = client();
+    let (c, s) = pair(&server, &client);
+    let opened = Arc::new(AtomicUsize::new(0));
+    let counter = opened.clone();
+    let writer = thread::spawn(move || {
+        for i in 0..20u64 {
+            let mut send = c.open_uni().unwrap();
+            counter.fetch_add(1, Ordering::SeqCst);
+            send.write_all(&pattern(i + 1, 256 << 10)).unwrap();
+            send.finish().unwrap();
+        }
+        c
+    });
+    // Nobody accepts: streams beyond the peer's limit must wait, not pile up.
+    thread::sleep(Duration::from_millis(1500));
+    let before_accepting = opened.load(Ordering::SeqCst);
+    assert!(before_accepting <= 4, "{before_accepting} streams opened against a limit of 4 with none accepted");
+    for i in 0..20u64 {
+        let mut recv = s.accept_uni().unwrap();
+        let got = recv.read_to_end(1 << 20).unwrap();
+        assert_eq!(first_difference(&got, &pattern(i + 1, 256 << 10)), None, "stream {i}");
+    }
+    writer.join().unwrap();
+}

@@ -153,7 +153,11 @@ impl PacketIo for PortableIo {
         IoCounters::add(&self.counters.rx_bytes, bytes);
         IoCounters::add(&self.counters.rx_syscalls, calls);
         IoCounters::add(&self.counters.rx_errors, errors);
-        result.map(|()| n)
+        match result {
+            // Report the error on the next call; the datagrams got this far.
+            Err(e) if n == 0 => Err(e),
+            _ => Ok(n),
+        }
     }
 
     fn send(&mut self, batch: &mut TxBatch) -> io::Result<bool> {

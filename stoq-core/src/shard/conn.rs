@@ -15,6 +15,9 @@ use crate::connection::{Connection, ConnectionStats};
 use crate::error::{ConnectError, ConnectionError, ReadError, WriteError};
 use crate::shared::{ConnKey, ConnShared, ShardHandle, StreamShared, StreamState, stream_id};
 
+/// Bytes buffered for an incoming stream before the application accepts it.
+const UNACCEPTED_BUFFER: usize = 64 * 1024;
+
 pub(super) type OpenReply = Sender<Result<Arc<StreamShared>, ConnectionError>>;
 
 pub(super) struct ConnState {
@@ -38,6 +41,15 @@ pub(super) struct ConnState {
     pub cids: Vec<CidKey>,
     /// Earliest instant this connection has in the shard's timer heap.
     pub timer_at: Option<Instant>,
+    /// Set once every application handle is gone: close by then at the latest.
+    pub release_deadline: Option<Instant>,
+    /// Streams whose FIN quiche has, until quiche frees them (all delivered).
+    lingering: Vec<u64>,
+    /// Highest peer stream ID held back in quiche because the application
+    /// already has `incoming_limit` streams waiting to be accepted, per
+    /// [bidi, uni].
+    held_back: [Option<u64>; 2],
+    incoming_limit: [usize; 2],
     pub dirty: bool,
     datagrams_dropped: u64,
     stream_buffer: usize,
@@ -53,6 +65,7 @@ impl ConnState {
         is_server: bool,
         stream_buffer: usize,
         datagram_queue: usize,
+        incoming_limit: [usize; 2],
     ) -> Self {
         let (bi_tx, bi_rx) = unbounded();
         let (uni_tx, uni_rx) = unbounded();
@@ -75,6 +88,10 @@ impl ConnState {
             established: false,
             cids: Vec::new(),
             timer_at: None,
+            release_deadline: None,
+            lingering: Vec::new(),
+            held_back: [None, None],
+            incoming_limit,
             dirty: false,
             datagrams_dropped: 0,
             stream_buffer,
@@ -83,11 +100,10 @@ impl ConnState {
 
     /// When the shard must next look at this connection.
     pub fn deadline(&self) -> Option<Instant> {
-        let t = self.q.timeout_instant();
-        match (t, self.handshake_deadline.filter(|_| !self.established)) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.q.timeout_instant(), self.handshake_deadline.filter(|_| !self.established), self.release_deadline]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Application-level work after packets, timers or commands touched the
@@ -144,34 +160,59 @@ impl ConnState {
     }
 
     fn on_readable(&mut self, id: u64, scratch: &mut [u8]) {
-        if !self.streams.contains_key(&id) && !stream_id::is_local(id, self.is_server) {
-            self.accept_peer_streams(id);
+        let k = usize::from(stream_id::is_uni(id));
+        let new_peer_stream = !stream_id::is_local(id, self.is_server) && id >= self.next_peer[k];
+        if new_peer_stream {
+            self.held_back[k] = self.held_back[k].max(Some(id));
+            self.take_in_peer_streams(k);
         }
         match self.streams.get(&id).cloned() {
-            Some(s) => {
-                let mut st = s.lock();
-                self.read_stream(&s, &mut st);
-                drop(st);
-                self.maybe_retire(&s);
-            }
+            Some(s) => self.read_and_retire(&s),
+            // Held back: its data waits in quiche, under flow control.
+            None if new_peer_stream => {}
             // A stream we are done with: discard what still arrives.
             None => while let Ok((_, false)) = self.q.stream_recv(id, scratch) {},
         }
     }
 
-    /// Peer stream `id` opens every lower stream of its kind (RFC 9000 §3.2):
-    /// hand them to the application in order.
-    fn accept_peer_streams(&mut self, id: u64) {
-        let uni = stream_id::is_uni(id);
-        let k = usize::from(uni);
-        while self.next_peer[k] <= id {
+    fn read_and_retire(&mut self, s: &Arc<StreamShared>) {
+        let mut st = s.lock();
+        self.read_stream(s, &mut st);
+        drop(st);
+        self.maybe_retire(s);
+    }
+
+    /// Hands held-back peer streams of kind `k` to the application in order
+    /// (opening stream N opens every lower one, RFC 9000 §3.2), while fewer
+    /// than `incoming_limit` wait to be accepted. The rest stay in quiche,
+    /// unread, so they keep counting against the peer's stream limit and
+    /// flow control: an application that does not accept cannot be made to
+    /// buffer without bound.
+    fn take_in_peer_streams(&mut self, k: usize) {
+        let Some(last) = self.held_back[k] else { return };
+        let tx = if k == 1 { self.incoming_uni.clone() } else { self.incoming_bi.clone() };
+        while self.next_peer[k] <= last && tx.len() < self.incoming_limit[k] {
             let sid = self.next_peer[k];
             self.next_peer[k] += 4;
-            let s = Arc::new(StreamShared::new(sid, self.stream_buffer));
+            let s = Arc::new(StreamShared::new(sid, self.stream_buffer, false));
             self.streams.insert(sid, s.clone());
-            let tx = if uni { &self.incoming_uni } else { &self.incoming_bi };
-            let _ = tx.send(s);
+            let _ = tx.send(s.clone());
+            // quiche reported it readable once already; read what is there.
+            self.read_and_retire(&s);
         }
+        if self.next_peer[k] > last {
+            self.held_back[k] = None;
+        }
+    }
+
+    /// The application accepted `id`: read it in full from now on, and take
+    /// in streams held back while it was not accepting.
+    pub(super) fn on_accepted(&mut self, id: u64) {
+        if let Some(s) = self.streams.get(&id).cloned() {
+            self.read_and_retire(&s);
+        }
+        self.take_in_peer_streams(0);
+        self.take_in_peer_streams(1);
     }
 
     fn read_stream(&mut self, s: &StreamShared, st: &mut StreamState) {
@@ -179,8 +220,9 @@ impl ConnState {
             return;
         }
         let before = st.recv.len();
+        let cap = if st.accepted { s.cap } else { s.cap.min(UNACCEPTED_BUFFER) };
         loop {
-            let room = s.cap.saturating_sub(st.recv.len());
+            let room = cap.saturating_sub(st.recv.len());
             if room == 0 {
                 st.recv_blocked = true;
                 break;
@@ -222,6 +264,9 @@ impl ConnState {
                     st.send.advance(n);
                     if all {
                         st.fin_sent = fin;
+                        if fin {
+                            self.linger(s.id);
+                        }
                         break;
                     }
                 }
@@ -301,6 +346,35 @@ impl ConnState {
         }
     }
 
+    /// Remembers a finished stream until quiche frees it, which it does
+    /// once everything on it was delivered (and its other half is done).
+    fn linger(&mut self, id: u64) {
+        if self.lingering.len() >= 256 {
+            self.prune_lingering();
+        }
+        self.lingering.push(id);
+    }
+
+    fn prune_lingering(&mut self) {
+        let q = &mut self.q;
+        self.lingering.retain(|&id| !matches!(q.stream_capacity(id), Err(quiche::Error::InvalidStreamState(_))));
+    }
+
+    /// After every handle was dropped: close once all finished streams are
+    /// delivered and nothing is left to send, or at the deadline.
+    pub(super) fn try_release(&mut self, now: Instant) {
+        let Some(deadline) = self.release_deadline else { return };
+        self.prune_lingering();
+        let sending = self.streams.values().any(|s| {
+            let st = s.lock();
+            st.send_error.is_none() && !st.fin_sent && (st.fin_requested || !st.send.is_empty())
+        });
+        if (!sending && self.lingering.is_empty()) || now >= deadline {
+            let _ = self.q.close(true, 0, b"");
+            self.release_deadline = None;
+        }
+    }
+
     pub fn open_stream(&mut self, bidi: bool, reply: OpenReply) {
         if !self.pending_opens.is_empty() || !self.try_open(bidi, &reply) {
             self.pending_opens.push_back((bidi, reply));
@@ -317,7 +391,7 @@ impl ConnState {
         match self.q.stream_priority(id, 127, true) {
             Ok(()) => {
                 self.next_local[k] += 4;
-                let s = Arc::new(StreamShared::new(id, self.stream_buffer));
+                let s = Arc::new(StreamShared::new(id, self.stream_buffer, true));
                 self.streams.insert(id, s.clone());
                 let _ = reply.send(Ok(s));
                 true

@@ -85,6 +85,7 @@ pub(crate) struct Shard {
     routes: HashMap<CidKey, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     dirty: Vec<usize>,
+    dirty_spare: Vec<usize>,
     next_serial: u64,
     rx: RxBatch,
     tx: TxBatch,
@@ -120,6 +121,7 @@ impl Shard {
             routes: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
+            dirty_spare: Vec::new(),
             next_serial: 1,
             tx_blocked: false,
             scratch: vec![0; 65_536],
@@ -140,10 +142,13 @@ impl Shard {
             self.fire_timers();
             self.service_dirty();
             self.transmit();
-            if self.shutting_down.is_some_and(|since| self.conns.is_empty() || since.elapsed() > SHUTDOWN_GRACE) {
+            let drained = self.conns.is_empty() && self.tx.is_empty();
+            if self.shutting_down.is_some_and(|since| drained || since.elapsed() > SHUTDOWN_GRACE) {
                 break;
             }
-            let timeout = if rx_more {
+            // Connections still marked dirty (their packets did not fit the
+            // socket) need another turn as soon as the socket takes more.
+            let timeout = if rx_more || (!self.dirty.is_empty() && !self.tx_blocked) {
                 Some(Duration::ZERO)
             } else {
                 let next = self.timers.peek().map(|Reverse((t, ..))| *t);
@@ -158,10 +163,20 @@ impl Shard {
                 break;
             }
         }
+    }
+}
+
+impl Drop for Shard {
+    /// Runs on a normal exit and on a panic alike, so no application thread
+    /// is left waiting on a connection that no longer exists.
+    fn drop(&mut self) {
         for (_, c) in std::mem::take(&mut self.conns) {
             c.finalize(ConnectionError::EndpointClosed);
         }
     }
+}
+
+impl Shard {
 
     /// Receives and routes up to a few batches. True if more may be queued.
     fn receive(&mut self) -> bool {
@@ -338,6 +353,7 @@ impl Shard {
         let entry = self.conns.vacant_entry();
         let key = ConnKey { index: entry.key(), serial };
         let t = &self.transport;
+        let limit = |n: u64| usize::try_from(n).unwrap_or(usize::MAX).max(1);
         entry.insert(ConnState::new(
             key,
             q,
@@ -346,6 +362,7 @@ impl Shard {
             is_server,
             t.stream_buffer,
             t.datagram_queue.unwrap_or(1),
+            [limit(t.max_streams_bidi), limit(t.max_streams_uni)],
         ));
         key.index
     }
@@ -376,6 +393,8 @@ impl Shard {
             | Command::Stream { conn, .. }
             | Command::Datagram { conn, .. }
             | Command::Close { conn, .. }
+            | Command::Release { conn }
+            | Command::Accepted { conn, .. }
             | Command::Stats { conn, .. } => Some(*conn),
         };
         if let Some(key) = key {
@@ -390,6 +409,10 @@ impl Shard {
                 Command::Close { code, reason, .. } => {
                     let _ = c.q.close(true, code, &reason);
                 }
+                Command::Release { .. } => {
+                    c.release_deadline = Some(Instant::now() + self.transport.idle_timeout);
+                }
+                Command::Accepted { stream, .. } => c.on_accepted(stream),
                 Command::Stats { reply, .. } => {
                     let _ = reply.send(c.stats());
                 }
@@ -473,7 +496,11 @@ impl Shard {
 
     /// Services every connection touched this turn and collects closed ones.
     fn service_dirty(&mut self) {
-        let mut dirty = std::mem::take(&mut self.dirty);
+        // Swap in the spare list so connections marked while servicing land
+        // in `self.dirty` for the next turn; neither list reallocates.
+        let mut dirty = std::mem::take(&mut self.dirty_spare);
+        std::mem::swap(&mut dirty, &mut self.dirty);
+        let now = Instant::now();
         for &idx in &dirty {
             let Some(c) = self.conns.get_mut(idx) else { continue };
             c.dirty = false;
@@ -489,6 +516,7 @@ impl Shard {
                 mark_dirty(&mut self.dirty, c, idx);
             }
             let c = &mut self.conns[idx];
+            c.try_release(now);
             if c.q.is_closed() {
                 let c = self.conns.remove(idx);
                 self.forget(idx, &c);
@@ -502,9 +530,7 @@ impl Shard {
             }
         }
         dirty.clear();
-        if self.dirty.is_empty() {
-            self.dirty = dirty;
-        }
+        self.dirty_spare = dirty;
     }
 
     /// Keeps the peer supplied with spare connection IDs (for migration) and
