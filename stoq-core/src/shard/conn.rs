@@ -454,7 +454,6 @@ impl ConnState {
             };
             let _ = reply.send(Err(err));
         }
-        self.shared.set_closed(reason.clone());
         for (_, reply) in self.pending_opens {
             let _ = reply.send(Err(reason.clone()));
         }
@@ -468,6 +467,9 @@ impl ConnState {
             }
             s.cond.notify_all();
         }
+        // Last, so whoever sees the connection closed also sees its streams
+        // failed.
+        self.shared.set_closed(reason);
         // Dropping the senders here ends accept_bi/accept_uni/recv_datagram.
     }
 }

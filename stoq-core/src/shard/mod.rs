@@ -505,6 +505,8 @@ impl Shard {
             let Some(c) = self.conns.get_mut(idx) else { continue };
             c.dirty = false;
             c.service(&mut self.scratch, self.accept.as_ref());
+            // Before flushing, so a CONNECTION_CLOSE it queues goes out now.
+            c.try_release(now);
             self.issue_cids(idx);
             let mut flushed = self.flush_conn(idx);
             if flushed && self.conns[idx].established && self.conns[idx].service_writable() {
@@ -516,7 +518,6 @@ impl Shard {
                 mark_dirty(&mut self.dirty, c, idx);
             }
             let c = &mut self.conns[idx];
-            c.try_release(now);
             if c.q.is_closed() {
                 let c = self.conns.remove(idx);
                 self.forget(idx, &c);
