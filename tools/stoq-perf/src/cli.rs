@@ -102,7 +102,7 @@ pub struct ServerArgs {
 /// `stoq-perf client` options.
 #[derive(Debug, Args)]
 pub struct ClientArgs {
-    /// Server address: host:port or [v6]:port.
+    /// Server address: `host:port` or `[v6]:port`.
     pub addr: String,
     /// Name to check the server's certificate against.
     #[arg(long, default_value = "localhost")]
