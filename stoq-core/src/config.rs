@@ -93,6 +93,22 @@ pub struct EndpointConfig {
     pub retry_token_lifetime: Duration,
     /// ALPN protocols offered, in order of preference.
     pub alpn: Vec<Vec<u8>>,
+    /// Secret behind stateless-reset tokens. Keep the same value across
+    /// restarts so peers of a restarted server learn at once that their
+    /// connection is gone instead of waiting for the idle timeout; keep it
+    /// as private as a TLS key. `None`: random per endpoint.
+    pub reset_secret: Option<ResetSecret>,
+}
+
+/// A 32-byte secret for stateless-reset tokens. Its `Debug` output is
+/// redacted so configs can be logged.
+#[derive(Clone, PartialEq, Eq)]
+pub struct ResetSecret(pub [u8; 32]);
+
+impl std::fmt::Debug for ResetSecret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("ResetSecret(<redacted>)")
+    }
 }
 
 impl Default for EndpointConfig {
@@ -104,6 +120,7 @@ impl Default for EndpointConfig {
             retry: true,
             retry_token_lifetime: Duration::from_secs(10),
             alpn: vec![ALPN.to_vec()],
+            reset_secret: None,
         }
     }
 }

@@ -121,7 +121,10 @@ impl Endpoint {
             client: client_q,
             transport: cfg.transport.clone(),
             retry: cfg.retry,
-            tokens: TokenKeys::generate(cfg.retry_token_lifetime),
+            tokens: match &cfg.reset_secret {
+                Some(secret) => TokenKeys::with_reset_secret(cfg.retry_token_lifetime, &secret.0),
+                None => TokenKeys::generate(cfg.retry_token_lifetime),
+            },
             commands: commands_rx,
             handle: handle.clone(),
             accept: accept_tx,

@@ -73,7 +73,9 @@ mod shared;
 mod tls;
 pub mod token;
 
-pub use config::{ALPN, ClientConfig, ConfigError, CongestionControl, EndpointConfig, ServerConfig, TransportConfig};
+pub use config::{
+    ALPN, ClientConfig, ConfigError, CongestionControl, EndpointConfig, ResetSecret, ServerConfig, TransportConfig,
+};
 pub use connection::{Connection, ConnectionStats, RecvStream, SendStream};
 pub use endpoint::{Endpoint, EndpointStats};
 pub use error::{ConnectError, ConnectionError, DatagramError, EndpointError, ReadError, WriteError};

@@ -61,6 +61,13 @@ impl TokenKeys {
         }
     }
 
+    /// Like [`generate`](Self::generate), but stateless-reset tokens come
+    /// from `reset_secret`, so they survive a restart: peers of a server that
+    /// lost its state recognise its resets (RFC 9000 §10.3).
+    pub fn with_reset_secret(lifetime: Duration, reset_secret: &[u8; 32]) -> Self {
+        Self { reset: hmac::Key::new(hmac::HMAC_SHA256, reset_secret), ..Self::generate(lifetime) }
+    }
+
     /// The stateless reset token for one of our connection IDs.
     pub fn reset_token(&self, cid: &[u8]) -> u128 {
         let tag = hmac::sign(&self.reset, cid);
@@ -194,6 +201,15 @@ mod tests {
         }
         let other = TokenKeys::generate(Duration::from_secs(10));
         assert_eq!(other.validate_at(5, peer(5), &t), Err(TokenError::BadTag));
+    }
+
+    #[test]
+    fn a_reset_secret_gives_the_same_tokens_after_a_restart() {
+        let a = TokenKeys::with_reset_secret(Duration::from_secs(1), &[7; 32]);
+        let b = TokenKeys::with_reset_secret(Duration::from_secs(1), &[7; 32]);
+        assert_eq!(a.reset_token(&[1; 8]), b.reset_token(&[1; 8]));
+        let c = TokenKeys::with_reset_secret(Duration::from_secs(1), &[8; 32]);
+        assert_ne!(a.reset_token(&[1; 8]), c.reset_token(&[1; 8]));
     }
 
     #[test]

@@ -168,3 +168,74 @@ fn short_header_for_an_unknown_connection_gets_a_smaller_stateless_reset() {
     assert!(sock.recv_from(&mut buf).is_err(), "no reset for a 21-byte packet");
     assert_eq!(server.stats().stateless_resets_sent, 1);
 }
+
+/// Forwards datagrams between one client and a server address that the
+/// test can switch, to move a live connection onto another server.
+struct Relay {
+    addr: std::net::SocketAddr,
+    target: std::sync::Arc<std::sync::Mutex<std::net::SocketAddr>>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Relay {
+    fn start(target: std::net::SocketAddr) -> Self {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        use std::sync::{Arc, Mutex};
+        let sock = UdpSocket::bind("127.0.0.1:0").unwrap();
+        sock.set_read_timeout(Some(Duration::from_millis(20))).unwrap();
+        let addr = sock.local_addr().unwrap();
+        let target = Arc::new(Mutex::new(target));
+        let stop = Arc::new(AtomicBool::new(false));
+        let (t, s) = (target.clone(), stop.clone());
+        let thread = thread::spawn(move || {
+            let mut client = None;
+            let mut buf = [0u8; 65_536];
+            while !s.load(Ordering::Relaxed) {
+                let Ok((n, from)) = sock.recv_from(&mut buf) else { continue };
+                let server = *t.lock().unwrap();
+                if from == server {
+                    if let Some(c) = client {
+                        let _ = sock.send_to(&buf[..n], c);
+                    }
+                } else if client.is_none_or(|c| c == from) {
+                    client = Some(from);
+                    let _ = sock.send_to(&buf[..n], server);
+                }
+                // Anything else (the old server) is dropped.
+            }
+        });
+        Self { addr, target, stop, thread: Some(thread) }
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+#[test]
+fn a_server_restarted_with_the_same_reset_secret_resets_old_connections() {
+    let secret = stoq_core::ResetSecret([9; 32]);
+    let first = server_with(localhost(), |e| e.reset_secret = Some(secret.clone()));
+    let relay = Relay::start(first.local_addr());
+    let client = client();
+    let c = client.connect(relay.addr, "localhost").unwrap();
+    let _s = first.accept_timeout(Duration::from_secs(5)).expect("accepted through the relay");
+
+    // "Restart": the connection's packets now reach a server that has never
+    // seen it, but holds the same secret.
+    let restarted = server_with(localhost(), |e| e.reset_secret = Some(secret));
+    *relay.target.lock().unwrap() = restarted.local_addr();
+    let (mut send, _recv) = c.open_bi().unwrap();
+    send.write_all(b"anyone there?").unwrap();
+    let started = Instant::now();
+    let why = c.closed_timeout(Duration::from_secs(10)).expect("the client learns its connection is gone");
+    assert_eq!(why, ConnectionError::Reset, "after {:?}", started.elapsed());
+    assert!(started.elapsed() < Duration::from_secs(5), "took {:?}; the idle timeout is 30 s", started.elapsed());
+    assert!(restarted.stats().stateless_resets_sent >= 1);
+}

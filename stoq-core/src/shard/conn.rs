@@ -39,6 +39,8 @@ pub(super) struct ConnState {
     pub established: bool,
     /// Every connection ID routed to this connection, for cleanup.
     pub cids: Vec<CidKey>,
+    /// The stateless-reset token from the peer's transport parameters.
+    pub peer_reset_token: Option<u128>,
     /// Earliest instant this connection has in the shard's timer heap.
     pub timer_at: Option<Instant>,
     /// Set once every application handle is gone: close by then at the latest.
@@ -87,6 +89,7 @@ impl ConnState {
             handshake_deadline: None,
             established: false,
             cids: Vec::new(),
+            peer_reset_token: None,
             timer_at: None,
             release_deadline: None,
             lingering: Vec::new(),

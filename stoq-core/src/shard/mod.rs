@@ -83,6 +83,8 @@ pub(crate) struct Shard {
     rng: rand::rngs::StdRng,
     conns: Slab<ConnState>,
     routes: HashMap<CidKey, usize>,
+    /// Stateless-reset tokens peers gave us, to the connection they reset.
+    reset_routes: HashMap<u128, usize>,
     timers: BinaryHeap<Reverse<(Instant, usize, u64)>>,
     dirty: Vec<usize>,
     dirty_spare: Vec<usize>,
@@ -119,6 +121,7 @@ impl Shard {
             rng: rand::rngs::StdRng::from_os_rng(),
             conns: Slab::new(),
             routes: HashMap::new(),
+            reset_routes: HashMap::new(),
             timers: BinaryHeap::new(),
             dirty: Vec::new(),
             dirty_spare: Vec::new(),
@@ -231,10 +234,24 @@ impl Shard {
         }
         if long_header {
             self.handle_new_peer(pkt, from, to);
+        } else if let Some(idx) = self.stateless_reset_for(pkt) {
+            // A peer's stateless reset carries a random DCID; quiche checks
+            // the token and closes the connection (RFC 9000 §10.3.1).
+            let c = &mut self.conns[idx];
+            let _ = c.q.recv(pkt, quiche::RecvInfo { from, to });
+            mark_dirty(&mut self.dirty, c, idx);
         } else {
             bump(&self.counters.unroutable);
             self.send_stateless_reset(key.as_bytes(), pkt.len(), from);
         }
+    }
+
+    /// The connection whose peer's reset token ends this datagram, if any.
+    fn stateless_reset_for(&self, pkt: &[u8]) -> Option<usize> {
+        // The smallest reset is 21 bytes: 5 unpredictable ones and a token.
+        let tail = pkt.len().checked_sub(16).filter(|_| pkt.len() >= 21)?;
+        let token = u128::from_be_bytes(pkt[tail..].try_into().expect("16 bytes"));
+        self.reset_routes.get(&token).copied()
     }
 
     /// A long-header packet for no known connection: version negotiation,
@@ -507,6 +524,12 @@ impl Shard {
             c.service(&mut self.scratch, self.accept.as_ref());
             // Before flushing, so a CONNECTION_CLOSE it queues goes out now.
             c.try_release(now);
+            if c.established && c.peer_reset_token.is_none() {
+                c.peer_reset_token = c.q.peer_transport_params().and_then(|p| p.stateless_reset_token);
+                if let Some(t) = c.peer_reset_token {
+                    self.reset_routes.insert(t, idx);
+                }
+            }
             self.issue_cids(idx);
             let mut flushed = self.flush_conn(idx);
             if flushed && self.conns[idx].established && self.conns[idx].service_writable() {
@@ -604,6 +627,9 @@ impl Shard {
     fn forget(&mut self, _idx: usize, c: &ConnState) {
         for k in &c.cids {
             self.routes.remove(k);
+        }
+        if let Some(t) = c.peer_reset_token {
+            self.reset_routes.remove(&t);
         }
     }
 }
