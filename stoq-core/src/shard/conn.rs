@@ -111,11 +111,15 @@ impl ConnState {
 
     /// Application-level work after packets, timers or commands touched the
     /// connection: hand over the handshake result, new streams, readable
-    /// data, send capacity and datagrams.
-    pub fn service(&mut self, scratch: &mut [u8], accept: Option<&Sender<Connection>>) {
-        if !self.established && self.q.is_established() {
+    /// data, send capacity and datagrams. Returns true on the turn the
+    /// handshake completes.
+    pub fn service(&mut self, scratch: &mut [u8], accept: Option<&Sender<Connection>>) -> bool {
+        let just_established = !self.established && self.q.is_established();
+        if just_established {
             self.established = true;
             self.handshake_deadline = None;
+            // Servers' transport parameters carry one; clients' never do.
+            self.peer_reset_token = self.q.peer_transport_params().and_then(|p| p.stateless_reset_token);
             self.update_datagram_max();
             let conn = Connection::new(self.shared.clone());
             if let Some(reply) = self.connect_reply.take() {
@@ -126,7 +130,7 @@ impl ConnState {
             }
         }
         if !self.established {
-            return;
+            return false;
         }
         while let Some(id) = self.q.stream_readable_next() {
             self.on_readable(id, scratch);
@@ -139,6 +143,7 @@ impl ConnState {
         }
         self.update_datagram_max();
         self.retry_opens();
+        just_established
     }
 
     /// Feeds streams that quiche reports writable (or stopped by the peer).

@@ -503,7 +503,7 @@ impl Shard {
             if !c.established && c.handshake_deadline.is_some_and(|d| d <= now) {
                 let after = self.transport.handshake_timeout;
                 let c = self.conns.remove(idx);
-                self.forget(idx, &c);
+                self.forget(&c);
                 c.finalize(ConnectionError::TimedOut(after));
                 continue;
             }
@@ -521,15 +521,13 @@ impl Shard {
         for &idx in &dirty {
             let Some(c) = self.conns.get_mut(idx) else { continue };
             c.dirty = false;
-            c.service(&mut self.scratch, self.accept.as_ref());
+            if c.service(&mut self.scratch, self.accept.as_ref())
+                && let Some(t) = c.peer_reset_token
+            {
+                self.reset_routes.insert(t, idx);
+            }
             // Before flushing, so a CONNECTION_CLOSE it queues goes out now.
             c.try_release(now);
-            if c.established && c.peer_reset_token.is_none() {
-                c.peer_reset_token = c.q.peer_transport_params().and_then(|p| p.stateless_reset_token);
-                if let Some(t) = c.peer_reset_token {
-                    self.reset_routes.insert(t, idx);
-                }
-            }
             self.issue_cids(idx);
             let mut flushed = self.flush_conn(idx);
             if flushed && self.conns[idx].established && self.conns[idx].service_writable() {
@@ -543,7 +541,7 @@ impl Shard {
             let c = &mut self.conns[idx];
             if c.q.is_closed() {
                 let c = self.conns.remove(idx);
-                self.forget(idx, &c);
+                self.forget(&c);
                 let reason = ConnectionError::from_quiche(&c.q, self.transport.idle_timeout);
                 c.finalize(reason);
                 continue;
@@ -624,7 +622,7 @@ impl Shard {
         }
     }
 
-    fn forget(&mut self, _idx: usize, c: &ConnState) {
+    fn forget(&mut self, c: &ConnState) {
         for k in &c.cids {
             self.routes.remove(k);
         }

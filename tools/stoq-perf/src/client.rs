@@ -134,11 +134,7 @@ pub struct StreamLabel {
 
 impl std::fmt::Display for StreamLabel {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let d = match self.direction {
-            Direction::Upload => "upload",
-            Direction::Download => "download",
-        };
-        write!(f, "{d} stream {} of connection {}", self.unit, self.conn)
+        write!(f, "{} stream {} of connection {}", self.direction.name(), self.unit, self.conn)
     }
 }
 

@@ -28,6 +28,14 @@ pub enum Direction {
 }
 
 impl Direction {
+    /// `upload` or `download`, as on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Direction::Upload => "upload",
+            Direction::Download => "download",
+        }
+    }
+
     fn code(self) -> u8 {
         match self {
             Direction::Upload => 0,
