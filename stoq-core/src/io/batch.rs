@@ -5,6 +5,7 @@
 //! [`PacketIo`]: super::PacketIo
 
 use std::net::SocketAddr;
+use std::time::Instant;
 
 /// Largest payload one UDP GSO send may carry (64 KiB minus IPv6/UDP headers).
 pub const MAX_GSO_BYTES: usize = 65_000;
@@ -79,6 +80,14 @@ impl RxBatch {
         (i < self.capacity).then(|| &mut self.buf[i * self.slot_size..(i + 1) * self.slot_size])
     }
 
+    /// Every unfilled slot, as one buffer of [`slot_size`](Self::slot_size)
+    /// slots, for backends that receive several datagrams per call; they
+    /// then [`commit`](Self::commit) the filled slots in order.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        let start = self.meta.len() * self.slot_size;
+        &mut self.buf[start..self.capacity * self.slot_size]
+    }
+
     /// Marks the slot returned by [`next_slot`](Self::next_slot) as filled.
     pub fn commit(&mut self, meta: RxMeta) {
         debug_assert!(meta.len <= self.slot_size && self.meta.len() < self.capacity);
@@ -110,6 +119,11 @@ pub struct Transmit {
     pub segment_size: usize,
     /// Number of segments.
     pub segments: usize,
+    /// Earliest send time (QUIC pacing); a backend with kernel pacing passes
+    /// it to the kernel, others send at once (the shard already waited).
+    pub at: Option<Instant>,
+    /// ECN codepoint for the IP header (0 = not ECN-capable).
+    pub ecn: u8,
     sealed: bool,
 }
 
@@ -170,6 +184,14 @@ impl TxBatch {
     /// with the previous one into a GSO send when the peer, the source and
     /// the segment size allow.
     pub fn commit(&mut self, len: usize, dst: SocketAddr, src: SocketAddr) {
+        self.commit_with(len, dst, src, None, 0);
+    }
+
+    /// [`commit`](Self::commit) with a pacing time and an ECN codepoint. A
+    /// packet joins the previous transmit only with the same ECN codepoint;
+    /// the transmit keeps the pacing time of its first packet (a GSO burst
+    /// leaves at once).
+    pub fn commit_with(&mut self, len: usize, dst: SocketAddr, src: SocketAddr, at: Option<Instant>, ecn: u8) {
         debug_assert!(len > 0 && len <= self.max_payload);
         let max_segments = self.max_segments;
         let extend = match self.transmits.last_mut() {
@@ -178,6 +200,7 @@ impl TxBatch {
                     && t.segments < max_segments
                     && t.dst == dst
                     && t.src == src
+                    && t.ecn == ecn
                     && len <= t.segment_size
                     && t.len + len <= MAX_GSO_BYTES =>
             {
@@ -196,10 +219,21 @@ impl TxBatch {
                 len,
                 segment_size: len,
                 segments: 1,
+                at,
+                ecn,
                 sealed: max_segments == 1,
             });
         }
         self.cursor += len;
+    }
+
+    /// Ends the current transmit: the next packet starts a new one (the
+    /// shard seals at the connection's `send_quantum`, so one GSO burst
+    /// never exceeds what the congestion controller allows at once).
+    pub fn seal(&mut self) {
+        if let Some(t) = self.transmits.last_mut() {
+            t.sealed = true;
+        }
     }
 
     /// Sends not yet handed to the kernel, oldest first.
@@ -222,6 +256,18 @@ impl TxBatch {
             self.cursor = 0;
             self.sent = 0;
         }
+    }
+
+    /// Marks the first `n` segments of the oldest pending transmit as sent,
+    /// for backends that split a transmit (no GSO, or GSO refused at run
+    /// time) and got only part of it out.
+    pub fn advance_segments(&mut self, n: usize) {
+        let t = &mut self.transmits[self.sent];
+        debug_assert!(n < t.segments, "advance() a transmit sent whole");
+        let bytes = n * t.segment_size;
+        t.offset += bytes;
+        t.len -= bytes;
+        t.segments -= n;
     }
 
     /// True when nothing is waiting to be sent.

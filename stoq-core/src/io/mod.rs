@@ -7,7 +7,10 @@
 //! without knowing which backend it has.
 
 mod batch;
+#[cfg(target_os = "linux")]
+pub mod linux;
 mod portable;
+mod udp;
 
 use std::io;
 use std::net::SocketAddr;
@@ -36,6 +39,10 @@ pub struct IoCapabilities {
     pub tx_batch: usize,
     /// Size of each receive slot.
     pub rx_slot_size: usize,
+    /// Receive buffer the kernel granted, in bytes (may be less than asked).
+    pub recv_buffer: usize,
+    /// Send buffer the kernel granted, in bytes.
+    pub send_buffer: usize,
 }
 
 /// Interrupts a backend blocked in [`PacketIo::wait`] from another thread.
@@ -74,16 +81,23 @@ pub enum BackendKind {
     /// Readiness-driven UDP socket on mio: unprivileged, any Unix.
     #[default]
     Portable,
+    /// `sendmmsg`/`recvmmsg` with UDP GSO/GRO (Linux).
+    LinuxBatch,
+    /// io_uring: multishot receive into a provided-buffer ring, batched
+    /// sends (Linux 6.0+).
+    IoUring,
 }
 
 impl BackendKind {
     /// Every backend, in order of preference from simplest to fastest.
-    pub const ALL: &'static [BackendKind] = &[BackendKind::Portable];
+    pub const ALL: &'static [BackendKind] = &[BackendKind::Portable, BackendKind::LinuxBatch, BackendKind::IoUring];
 
     /// The name used on command lines and in configs.
     pub fn name(self) -> &'static str {
         match self {
             BackendKind::Portable => "portable",
+            BackendKind::LinuxBatch => "linux-batch",
+            BackendKind::IoUring => "io_uring",
         }
     }
 
@@ -127,6 +141,14 @@ pub enum BackendError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// The backend cannot run on this host.
+    #[error("the {backend} backend cannot run here: {reason}")]
+    Unsupported {
+        /// Which backend.
+        backend: BackendKind,
+        /// Why, and what to use instead.
+        reason: &'static str,
+    },
     /// Another setup step failed.
     #[error("{backend} backend setup failed while {step}: {source}")]
     Setup {
@@ -148,11 +170,16 @@ pub struct SocketOptions {
     pub send_buffer: usize,
     /// Largest UDP payload this endpoint sends.
     pub max_udp_payload: usize,
+    /// Let the kernel pace: each send carries its departure time
+    /// (`SO_TXTIME`). Takes effect only where the egress interface has the
+    /// `fq` qdisc; elsewhere leave it off and the shard paces with its own
+    /// timer. Backends without kernel pacing ignore it.
+    pub kernel_pacing: bool,
 }
 
 impl Default for SocketOptions {
     fn default() -> Self {
-        Self { recv_buffer: 4 << 20, send_buffer: 4 << 20, max_udp_payload: 1452 }
+        Self { recv_buffer: 4 << 20, send_buffer: 4 << 20, max_udp_payload: 1452, kernel_pacing: false }
     }
 }
 
@@ -165,6 +192,14 @@ pub fn open(
 ) -> Result<Box<dyn PacketIo>, BackendError> {
     match kind {
         BackendKind::Portable => Ok(Box::new(PortableIo::bind(addr, opts, counters)?)),
+        #[cfg(target_os = "linux")]
+        BackendKind::LinuxBatch => Ok(Box::new(linux::LinuxBatchIo::bind(addr, opts, counters)?)),
+        BackendKind::IoUring => Err(BackendError::Unsupported { backend: kind, reason: "io_uring: in progress" }),
+        #[cfg(not(target_os = "linux"))]
+        BackendKind::LinuxBatch | BackendKind::IoUring => Err(BackendError::Unsupported {
+            backend: kind,
+            reason: "it needs Linux; use --backend portable",
+        }),
     }
 }
 
@@ -188,6 +223,11 @@ pub struct IoCounters {
     pub tx_errors: AtomicU64,
     /// Receive errors other than "try again".
     pub rx_errors: AtomicU64,
+    /// Times a GSO send was refused at run time and the socket fell back to
+    /// one datagram per packet (the datagrams were resent, not lost).
+    pub gso_fallbacks: AtomicU64,
+    /// Datagrams received with the ECN Congestion Experienced mark.
+    pub rx_ecn_ce: AtomicU64,
 }
 
 impl IoCounters {

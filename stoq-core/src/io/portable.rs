@@ -8,14 +8,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mio::net::UdpSocket;
-use mio::{Events, Interest, Poll, Token, Waker};
 
-use super::{
-    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
-};
-
-const SOCKET: Token = Token(0);
-const WAKER: Token = Token(1);
+use super::udp::{Readiness, bind_udp};
+use super::{BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake};
 
 /// Receive slot size: a whole UDP datagram always fits, so nothing is
 /// silently truncated.
@@ -25,71 +20,21 @@ const BATCH: usize = 32;
 /// mio-driven UDP socket backend.
 pub struct PortableIo {
     socket: UdpSocket,
-    poll: Poll,
-    events: Events,
-    waker: Arc<MioWaker>,
+    ready: Readiness,
     local: SocketAddr,
-    writable_interest: bool,
+    buffers: (usize, usize),
     counters: Arc<IoCounters>,
-}
-
-struct MioWaker(Waker);
-
-impl Wake for MioWaker {
-    fn wake(&self) -> io::Result<()> {
-        self.0.wake()
-    }
-}
-
-/// Binds a non-blocking UDP socket with the requested buffers. An IPv6
-/// wildcard address also accepts IPv4 (as v4-mapped addresses) where the host
-/// allows dual-stack sockets.
-pub(crate) fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> io::Result<std::net::UdpSocket> {
-    use socket2::{Domain, Protocol, Socket, Type};
-    let socket = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        // Best effort: some hosts force v6-only; then the socket serves IPv6 only.
-        let _ = socket.set_only_v6(false);
-    }
-    // The kernel may clamp these (net.core.rmem_max); the value read back is logged.
-    let _ = socket.set_recv_buffer_size(opts.recv_buffer);
-    let _ = socket.set_send_buffer_size(opts.send_buffer);
-    socket.set_nonblocking(true)?;
-    socket.bind(&addr.into())?;
-    if let (Ok(r), Ok(s)) = (socket.recv_buffer_size(), socket.send_buffer_size()) {
-        // Linux reports twice the usable size it granted.
-        if r < opts.recv_buffer || s < opts.send_buffer {
-            log::info!(
-                "socket buffers clamped by the kernel: asked rcv={} snd={}, got rcv={r} snd={s} (raise net.core.rmem_max/wmem_max)",
-                opts.recv_buffer,
-                opts.send_buffer
-            );
-        }
-    }
-    Ok(socket.into())
 }
 
 impl PortableIo {
     /// Binds the backend's socket to `addr`.
     pub fn bind(addr: SocketAddr, opts: &SocketOptions, counters: Arc<IoCounters>) -> Result<Self, BackendError> {
         let setup = |step| move |source| BackendError::Setup { backend: BackendKind::Portable, step, source };
-        let std_socket = bind_udp(addr, opts).map_err(|source| BackendError::Bind { addr, source })?;
+        let (std_socket, buffers) = bind_udp(addr, opts).map_err(|source| BackendError::Bind { addr, source })?;
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr().map_err(setup("reading the bound address"))?;
-        let poll = Poll::new().map_err(setup("creating the poller"))?;
-        poll.registry()
-            .register(&mut socket, SOCKET, Interest::READABLE)
-            .map_err(setup("registering the socket"))?;
-        let waker = Waker::new(poll.registry(), WAKER).map_err(setup("creating the waker"))?;
-        Ok(Self {
-            socket,
-            poll,
-            events: Events::with_capacity(8),
-            waker: Arc::new(MioWaker(waker)),
-            local,
-            writable_interest: false,
-            counters,
-        })
+        let ready = Readiness::new(&mut socket).map_err(|(step, e)| setup(step)(e))?;
+        Ok(Self { socket, ready, local, buffers, counters })
     }
 }
 
@@ -107,6 +52,8 @@ impl PacketIo for PortableIo {
             rx_batch: BATCH,
             tx_batch: BATCH,
             rx_slot_size: RX_SLOT,
+            recv_buffer: self.buffers.0,
+            send_buffer: self.buffers.1,
         }
     }
 
@@ -115,19 +62,11 @@ impl PacketIo for PortableIo {
     }
 
     fn waker(&self) -> Arc<dyn Wake> {
-        self.waker.clone()
+        self.ready.waker()
     }
 
     fn wait(&mut self, timeout: Option<Duration>, want_writable: bool) -> io::Result<()> {
-        if want_writable != self.writable_interest {
-            let interest = if want_writable { Interest::READABLE | Interest::WRITABLE } else { Interest::READABLE };
-            self.poll.registry().reregister(&mut self.socket, SOCKET, interest)?;
-            self.writable_interest = want_writable;
-        }
-        match self.poll.poll(&mut self.events, timeout) {
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => Ok(()),
-            r => r,
-        }
+        self.ready.wait(&mut self.socket, timeout, want_writable)
     }
 
     fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {

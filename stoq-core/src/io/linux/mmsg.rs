@@ -1,0 +1,271 @@
+//! The `linux-batch` backend: many datagrams per system call.
+//!
+//! Receive: one `recvmmsg` fills up to [`BATCH`] slots, each of which may
+//! hold a GRO super-buffer of equal-size datagrams (split by the shard),
+//! with the destination address and ECN bits from control messages.
+//! Send: one `sendmmsg` carries up to [`BATCH`] transmits, each a UDP GSO
+//! send of up to [`MAX_SEGMENTS`] packets to one peer, with source address,
+//! ECN and (when kernel pacing is on) a departure time.
+//!
+//! GSO is probed on the socket, and a kernel that advertises it but whose
+//! path refuses it at send time (`EIO` from a device without checksum
+//! offload, `EINVAL`) is handled by resending the same transmit as separate
+//! datagrams and keeping GSO off for this socket: no datagram is lost, and
+//! the event is counted in `IoCounters::gso_fallbacks` and logged.
+
+use std::io;
+use std::net::SocketAddr;
+use std::os::fd::{AsRawFd, RawFd};
+use std::sync::Arc;
+use std::time::Duration;
+
+use mio::net::UdpSocket;
+
+use super::cmsg::{self, Encoder};
+use super::socket::{self, TxClock};
+use super::sys::{self, MsgHeaders, NAME_LEN};
+use crate::io::udp::{Readiness, bind_udp};
+use crate::io::{
+    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
+};
+
+/// Messages per `recvmmsg`/`sendmmsg`.
+pub const BATCH: usize = 32;
+/// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
+pub const MAX_SEGMENTS: usize = 64;
+/// A receive slot holds the largest GRO super-buffer (64 KiB), so nothing
+/// is truncated.
+const RX_SLOT: usize = 65_535;
+
+/// `sendmmsg`/`recvmmsg` backend with UDP GSO/GRO.
+pub struct LinuxBatchIo {
+    socket: UdpSocket,
+    fd: RawFd,
+    ready: Readiness,
+    local: SocketAddr,
+    /// Bound to an unspecified address: replies name their source address.
+    wildcard: bool,
+    gso: bool,
+    gro: bool,
+    txtime: Option<TxClock>,
+    buffers: (usize, usize),
+    hdrs: MsgHeaders,
+    names: Vec<[u8; NAME_LEN]>,
+    controls: Vec<[u8; cmsg::RECV_SPACE]>,
+    /// Per planned message: (segments, bytes).
+    plan: Vec<(usize, usize)>,
+    counters: Arc<IoCounters>,
+}
+
+impl LinuxBatchIo {
+    /// Binds the backend's socket to `addr` and probes its offloads.
+    pub fn bind(addr: SocketAddr, opts: &SocketOptions, counters: Arc<IoCounters>) -> Result<Self, BackendError> {
+        let setup = |step| move |source| BackendError::Setup { backend: BackendKind::LinuxBatch, step, source };
+        let (std_socket, buffers) = bind_udp(addr, opts).map_err(|source| BackendError::Bind { addr, source })?;
+        let mut socket = UdpSocket::from_std(std_socket);
+        let fd = socket.as_raw_fd();
+        let local = socket.local_addr().map_err(setup("reading the bound address"))?;
+        let features = socket::enable(fd, &local, opts.kernel_pacing).map_err(|(step, e)| setup(step)(e))?;
+        let ready = Readiness::new(&mut socket).map_err(|(step, e)| setup(step)(e))?;
+        debug_assert!(cmsg::SEND_SPACE <= cmsg::RECV_SPACE, "one control buffer per message serves both ways");
+        Ok(Self {
+            socket,
+            fd,
+            ready,
+            local,
+            wildcard: local.ip().is_unspecified(),
+            gso: features.gso,
+            gro: features.gro,
+            txtime: features.txtime,
+            buffers,
+            hdrs: MsgHeaders::new(BATCH),
+            names: vec![[0; NAME_LEN]; BATCH],
+            controls: vec![[0; cmsg::RECV_SPACE]; BATCH],
+            plan: Vec::with_capacity(BATCH),
+            counters,
+        })
+    }
+
+    /// Fills the headers for as many pending messages as fit and records
+    /// which transmit and how many segments each carries.
+    fn plan_send(&mut self, batch: &TxBatch) -> usize {
+        self.plan.clear();
+        'transmits: for t in batch.pending() {
+            let payload = batch.payload(t);
+            let per_msg = if self.gso { t.segments } else { 1 };
+            for chunk in payload.chunks(t.segment_size * per_msg) {
+                let m = self.plan.len();
+                if m == BATCH {
+                    break 'transmits;
+                }
+                let segments = chunk.len().div_ceil(t.segment_size);
+                let name_len = sys::encode_sockaddr(t.dst, &mut self.names[m]);
+                let mut enc = Encoder::new(&mut self.controls[m]);
+                if segments > 1 {
+                    enc.gso_segment(t.segment_size as u16);
+                }
+                if self.wildcard && !t.src.ip().is_unspecified() {
+                    enc.src_ip(t.src.ip());
+                }
+                if t.ecn != 0 {
+                    enc.ecn(t.dst.ip(), t.ecn);
+                }
+                if let (Some(clock), Some(at)) = (&self.txtime, t.at) {
+                    enc.txtime(clock.ns(at));
+                }
+                let control_len = enc.finish();
+                // The kernel only reads the payload; the pointer is mutable
+                // because `struct iovec` is shared with receive.
+                let ptr = chunk.as_ptr().cast_mut();
+                self.hdrs.set(m, ptr, chunk.len(), &mut self.names[m][..name_len], &mut self.controls[m][..control_len]);
+                self.plan.push((segments, chunk.len()));
+            }
+        }
+        self.plan.len()
+    }
+
+    /// Marks the first `sent` planned messages as out of the batch.
+    fn complete(&self, batch: &mut TxBatch, sent: usize) {
+        let mut head_left = batch.pending().first().map_or(0, |t| t.segments);
+        for &(segments, _) in &self.plan[..sent] {
+            if segments == head_left {
+                batch.advance(1);
+                head_left = batch.pending().first().map_or(0, |t| t.segments);
+            } else {
+                batch.advance_segments(segments);
+                head_left -= segments;
+            }
+        }
+    }
+}
+
+impl PacketIo for LinuxBatchIo {
+    fn kind(&self) -> BackendKind {
+        BackendKind::LinuxBatch
+    }
+
+    fn capabilities(&self) -> IoCapabilities {
+        IoCapabilities {
+            max_gso_segments: if self.gso { MAX_SEGMENTS } else { 1 },
+            gro: self.gro,
+            ecn: true,
+            kernel_pacing: self.txtime.is_some(),
+            rx_batch: BATCH,
+            tx_batch: BATCH,
+            rx_slot_size: RX_SLOT,
+            recv_buffer: self.buffers.0,
+            send_buffer: self.buffers.1,
+        }
+    }
+
+    fn local_addr(&self) -> SocketAddr {
+        self.local
+    }
+
+    fn waker(&self) -> Arc<dyn Wake> {
+        self.ready.waker()
+    }
+
+    fn wait(&mut self, timeout: Option<Duration>, want_writable: bool) -> io::Result<()> {
+        self.ready.wait(&mut self.socket, timeout, want_writable)
+    }
+
+    fn recv(&mut self, batch: &mut RxBatch) -> io::Result<usize> {
+        let slot_size = batch.slot_size();
+        let spare = batch.spare_mut();
+        let mut slots = 0;
+        for (i, slot) in spare.chunks_mut(slot_size).take(BATCH).enumerate() {
+            self.hdrs.set(i, slot.as_mut_ptr(), slot.len(), &mut self.names[i], &mut self.controls[i]);
+            slots += 1;
+        }
+        let mut errors = 0u64;
+        let got = loop {
+            match self.hdrs.recvmmsg(self.fd, slots) {
+                Ok(n) => break n,
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                // ICMP errors for one peer surface here; they are not the socket's.
+                Err(e) if errors < 64 && crate::io::portable::is_per_peer_error(&e) => errors += 1,
+                Err(e) => {
+                    IoCounters::add(&self.counters.rx_errors, errors);
+                    return Err(e);
+                }
+            }
+        };
+        let (mut datagrams, mut bytes, mut ce) = (0u64, 0u64, 0u64);
+        for i in 0..got {
+            let (len, name_len, control_len, flags) = self.hdrs.received(i);
+            let info = cmsg::decode(&self.controls[i][..control_len.min(cmsg::RECV_SPACE)]);
+            let src = sys::decode_sockaddr(&self.names[i][..name_len.min(NAME_LEN)]);
+            let Some(src) = src.filter(|_| flags & libc::MSG_TRUNC == 0) else {
+                // Cannot happen with 64 KiB slots and IP sockets; never pass on a cut datagram.
+                errors += 1;
+                batch.commit(RxMeta { len: 0, src: self.local, dst: self.local, segment_size: 1, ecn: 0 });
+                continue;
+            };
+            if flags & libc::MSG_CTRUNC != 0 {
+                log::debug!("linux-batch: control data truncated; raise cmsg::RECV_SPACE");
+            }
+            let segment_size = info.gro_segment.map_or(len, usize::from).clamp(1, len.max(1));
+            let dst = info.dst_ip.map_or(self.local, |ip| SocketAddr::new(sys::in_family_of(ip, &self.local), self.local.port()));
+            batch.commit(RxMeta { len, src, dst, segment_size, ecn: info.ecn });
+            datagrams += len.div_ceil(segment_size) as u64;
+            bytes += len as u64;
+            ce += u64::from(info.ecn == 0b11);
+        }
+        let c = &self.counters;
+        IoCounters::add(&c.rx_datagrams, datagrams);
+        IoCounters::add(&c.rx_bytes, bytes);
+        IoCounters::add(&c.rx_syscalls, 1 + errors);
+        IoCounters::add(&c.rx_errors, errors);
+        IoCounters::add(&c.rx_ecn_ce, ce);
+        Ok(got)
+    }
+
+    fn send(&mut self, batch: &mut TxBatch) -> io::Result<bool> {
+        let (mut datagrams, mut bytes, mut calls, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut blocked = false;
+        while !batch.is_empty() {
+            let planned = self.plan_send(batch);
+            calls += 1;
+            match self.hdrs.sendmmsg(self.fd, planned) {
+                Ok(sent) => {
+                    for &(segments, len) in &self.plan[..sent] {
+                        datagrams += segments as u64;
+                        bytes += len as u64;
+                    }
+                    self.complete(batch, sent);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    blocked = true;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) if self.gso && self.plan[0].0 > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
+                    // GSO advertised but refused on this path: resend the same
+                    // transmit unsegmented, and keep GSO off from now on.
+                    log::warn!(
+                        "linux-batch: UDP GSO send to {} failed ({e}); falling back to one datagram per packet on {}",
+                        batch.pending()[0].dst,
+                        self.local
+                    );
+                    self.gso = false;
+                    IoCounters::add(&self.counters.gso_fallbacks, 1);
+                }
+                Err(e) => {
+                    // One undeliverable message (unreachable peer, oversize):
+                    // QUIC's loss recovery resends what mattered.
+                    log::debug!("linux-batch: send to {} failed: {e}", batch.pending()[0].dst);
+                    errors += self.plan[0].0 as u64;
+                    self.complete(batch, 1);
+                }
+            }
+        }
+        let c = &self.counters;
+        IoCounters::add(&c.tx_datagrams, datagrams);
+        IoCounters::add(&c.tx_bytes, bytes);
+        IoCounters::add(&c.tx_syscalls, calls);
+        IoCounters::add(&c.tx_errors, errors);
+        Ok(!blocked)
+    }
+}
