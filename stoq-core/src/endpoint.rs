@@ -64,6 +64,13 @@ pub struct EndpointStats {
     pub tx_syscalls: u64,
     /// Datagrams the kernel refused to send.
     pub tx_errors: u64,
+    /// Receive errors (ICMP reports, truncated datagrams).
+    pub rx_errors: u64,
+    /// Run-time GSO refusals that switched the socket to one datagram per
+    /// packet (the datagrams were resent).
+    pub gso_fallbacks: u64,
+    /// Datagrams received marked ECN Congestion Experienced.
+    pub rx_ecn_ce: u64,
     /// Server connections created.
     pub accepted: u64,
     /// Retry packets sent.
@@ -197,6 +204,9 @@ impl Endpoint {
             tx_bytes: r(&io.tx_bytes),
             tx_syscalls: r(&io.tx_syscalls),
             tx_errors: r(&io.tx_errors),
+            rx_errors: r(&io.rx_errors),
+            gso_fallbacks: r(&io.gso_fallbacks),
+            rx_ecn_ce: r(&io.rx_ecn_ce),
             accepted: r(&sh.accepted),
             retries_sent: r(&sh.retries_sent),
             invalid_tokens: r(&sh.invalid_tokens),

@@ -53,6 +53,8 @@ pub(super) struct ConnState {
     held_back: [Option<u64>; 2],
     incoming_limit: [usize; 2],
     pub dirty: bool,
+    /// A packet quiche built ahead of its pacing time.
+    pub paced: Paced,
     datagrams_dropped: u64,
     stream_buffer: usize,
 }
@@ -96,6 +98,7 @@ impl ConnState {
             held_back: [None, None],
             incoming_limit,
             dirty: false,
+            paced: Paced::default(),
             datagrams_dropped: 0,
             stream_buffer,
         }
@@ -103,7 +106,12 @@ impl ConnState {
 
     /// When the shard must next look at this connection.
     pub fn deadline(&self) -> Option<Instant> {
-        [self.q.timeout_instant(), self.handshake_deadline.filter(|_| !self.established), self.release_deadline]
+        [
+            self.q.timeout_instant(),
+            self.handshake_deadline.filter(|_| !self.established),
+            self.release_deadline,
+            self.paced.due(),
+        ]
             .into_iter()
             .flatten()
             .min()
@@ -479,5 +487,39 @@ impl ConnState {
         // failed.
         self.shared.set_closed(reason);
         // Dropping the senders here ends accept_bi/accept_uni/recv_datagram.
+    }
+}
+
+/// At most one packet per connection held back until its pacing time
+/// (`quiche::SendInfo::at`); the connection sends nothing else before it.
+#[derive(Default)]
+pub(super) struct Paced {
+    buf: Vec<u8>,
+    info: Option<quiche::SendInfo>,
+}
+
+impl Paced {
+    pub fn hold(&mut self, pkt: &[u8], info: quiche::SendInfo) {
+        debug_assert!(self.info.is_none());
+        self.buf.clear();
+        self.buf.extend_from_slice(pkt);
+        self.info = Some(info);
+    }
+
+    pub fn is_holding(&self) -> bool {
+        self.info.is_some()
+    }
+
+    /// When the held packet is due.
+    pub fn due(&self) -> Option<Instant> {
+        self.info.map(|i| i.at)
+    }
+
+    /// Copies the held packet into `slot` if it is due by `by`.
+    pub fn take_due(&mut self, by: Instant, slot: &mut [u8]) -> Option<(usize, quiche::SendInfo)> {
+        let info = self.info.filter(|i| i.at <= by)?;
+        self.info = None;
+        slot[..self.buf.len()].copy_from_slice(&self.buf);
+        Some((self.buf.len(), info))
     }
 }

@@ -35,6 +35,10 @@ const RX_BATCHES_PER_TURN: usize = 8;
 const RESETS_PER_SECOND: u32 = 1000;
 /// How long shutdown waits for peers to see our CONNECTION_CLOSE.
 const SHUTDOWN_GRACE: Duration = Duration::from_millis(300);
+/// Packets due within this much of now are sent now: the shard's wait has
+/// millisecond resolution (epoll), and quiche's pacer already spaces bursts
+/// of `send_quantum` bytes.
+const PACING_GRANULARITY: Duration = Duration::from_millis(1);
 
 /// Counters for events outside any connection, shared with the endpoint.
 #[derive(Debug, Default)]
@@ -92,6 +96,9 @@ pub(crate) struct Shard {
     rx: RxBatch,
     tx: TxBatch,
     tx_blocked: bool,
+    /// The backend hands departure times to the kernel (SO_TXTIME);
+    /// otherwise the shard holds early packets until their time.
+    kernel_pacing: bool,
     scratch: Vec<u8>,
     token_buf: Vec<u8>,
     reset_budget: (Instant, u32),
@@ -127,6 +134,7 @@ impl Shard {
             dirty_spare: Vec::new(),
             next_serial: 1,
             tx_blocked: false,
+            kernel_pacing: caps.kernel_pacing,
             scratch: vec![0; 65_536],
             token_buf: Vec::with_capacity(128),
             reset_budget: (Instant::now(), RESETS_PER_SECOND),
@@ -225,6 +233,10 @@ impl Shard {
         };
         if let Some(&idx) = self.routes.get(&key) {
             let c = &mut self.conns[idx];
+            // A server connection's local address is the one its client
+            // addressed (packet info on a wildcard socket); a client's is
+            // the socket's own, fixed when it connected.
+            let to = if c.is_server { to } else { self.local };
             match c.q.recv(pkt, quiche::RecvInfo { from, to }) {
                 Ok(_) | Err(quiche::Error::Done) => {}
                 Err(e) => log::debug!("conn {idx}: recv error {e}"),
@@ -238,6 +250,7 @@ impl Shard {
             // A peer's stateless reset carries a random DCID; quiche checks
             // the token and closes the connection (RFC 9000 §10.3.1).
             let c = &mut self.conns[idx];
+            let to = if c.is_server { to } else { self.local };
             let _ = c.q.recv(pkt, quiche::RecvInfo { from, to });
             mark_dirty(&mut self.dirty, c, idx);
         } else {
@@ -580,21 +593,44 @@ impl Shard {
         }
     }
 
-    /// Drains a connection's packets into the transmit batch. False if the
-    /// socket filled up first.
+    /// Drains a connection's packets into the transmit batch, honouring
+    /// pacing: GSO bursts end at the connection's `send_quantum`, and a
+    /// packet quiche wants sent later is held (or, with kernel pacing,
+    /// handed over with its departure time). False if the socket filled up
+    /// first.
     fn flush_conn(&mut self, idx: usize) -> bool {
+        let now = Instant::now();
+        let kernel_pacing = self.kernel_pacing;
+        let mut burst = 0;
         loop {
             if self.tx.is_full() && !self.send_batch() {
                 return false;
             }
             let c = &mut self.conns[idx];
-            match c.q.send(self.tx.slot_mut()) {
-                Ok((n, info)) => self.tx.commit(n, info.to, info.from),
-                Err(quiche::Error::Done) => return true,
-                Err(e) => {
-                    log::debug!("conn {idx}: send error {e}");
-                    return true;
+            let slot = self.tx.slot_mut();
+            let (n, info) = if let Some(held) = c.paced.take_due(now + PACING_GRANULARITY, slot) {
+                held
+            } else if c.paced.is_holding() {
+                return true;
+            } else {
+                match c.q.send(slot) {
+                    Ok((n, info)) if !kernel_pacing && info.at > now + PACING_GRANULARITY => {
+                        c.paced.hold(&slot[..n], info);
+                        return true;
+                    }
+                    Ok(sent) => sent,
+                    Err(quiche::Error::Done) => return true,
+                    Err(e) => {
+                        log::debug!("conn {idx}: send error {e}");
+                        return true;
+                    }
                 }
+            };
+            self.tx.commit_with(n, info.to, info.from, kernel_pacing.then_some(info.at), 0);
+            burst += n;
+            if burst >= c.q.send_quantum() {
+                self.tx.seal();
+                burst = 0;
             }
         }
     }

@@ -192,10 +192,13 @@ mod tests {
     use super::*;
 
     #[test]
+    #[allow(unsafe_code)]
     fn sizes_match_the_c_macros() {
         for n in [0u32, 1, 2, 4, 8, 12, 16, 20] {
-            assert_eq!(len(n as usize), libc::CMSG_LEN(n) as usize, "CMSG_LEN({n})");
-            assert_eq!(space(n as usize), libc::CMSG_SPACE(n) as usize, "CMSG_SPACE({n})");
+            // SAFETY: pure arithmetic macros; libc marks them unsafe only for signature reasons.
+            let (c_len, c_space) = unsafe { (libc::CMSG_LEN(n), libc::CMSG_SPACE(n)) };
+            assert_eq!(len(n as usize), c_len as usize, "CMSG_LEN({n})");
+            assert_eq!(space(n as usize), c_space as usize, "CMSG_SPACE({n})");
         }
     }
 
