@@ -118,6 +118,26 @@ fn bench_rx(c: &mut Criterion) {
             sum
         })
     });
+    // One GRO super-buffer of 44 coalesced packets, split as the shard does.
+    let mut gro = RxBatch::new(1, 65_535);
+    let super_len = GSO_SEGMENTS * PACKET;
+    g.throughput(Throughput::Bytes(super_len as u64));
+    g.bench_function("gro_split_dcid", |b| {
+        b.iter(|| {
+            let slot = gro.next_slot().expect("one slot");
+            for seg in slot[..super_len].chunks_exact_mut(PACKET) {
+                seg.copy_from_slice(black_box(&template));
+            }
+            gro.commit(RxMeta { len: super_len, segment_size: PACKET, ..meta });
+            let (buf, m) = gro.get_mut(0);
+            let mut sum = 0usize;
+            for pkt in buf.chunks_mut(m.segment_size) {
+                sum += cid::dcid(pkt, CID_LEN).map_or(0, |d| usize::from(d.dcid[0]));
+            }
+            gro.clear();
+            sum
+        })
+    });
     g.finish();
 }
 
