@@ -523,3 +523,24 @@ impl Paced {
         Some((self.buf.len(), info))
     }
 }
+
+#[cfg(test)]
+mod paced_tests {
+    use super::*;
+
+    #[test]
+    fn a_held_packet_leaves_only_when_due_and_intact() {
+        let at = Instant::now() + std::time::Duration::from_millis(5);
+        let addr = "127.0.0.1:1".parse().unwrap();
+        let info = quiche::SendInfo { from: addr, to: addr, at };
+        let mut p = Paced::default();
+        p.hold(b"packet", info);
+        assert!(p.is_holding() && p.due() == Some(at));
+        let mut slot = [0u8; 16];
+        assert!(p.take_due(at - std::time::Duration::from_millis(1), &mut slot).is_none(), "early");
+        assert!(p.is_holding());
+        let (n, got) = p.take_due(at, &mut slot).expect("due");
+        assert_eq!((&slot[..n], got.at), (&b"packet"[..], at));
+        assert!(!p.is_holding() && p.due().is_none());
+    }
+}
