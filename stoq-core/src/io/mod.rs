@@ -194,7 +194,8 @@ pub fn open(
         BackendKind::Portable => Ok(Box::new(PortableIo::bind(addr, opts, counters)?)),
         #[cfg(target_os = "linux")]
         BackendKind::LinuxBatch => Ok(Box::new(linux::LinuxBatchIo::bind(addr, opts, counters)?)),
-        BackendKind::IoUring => Err(BackendError::Unsupported { backend: kind, reason: "io_uring: in progress" }),
+        #[cfg(target_os = "linux")]
+        BackendKind::IoUring => Ok(Box::new(linux::UringIo::bind(addr, opts, counters)?)),
         #[cfg(not(target_os = "linux"))]
         BackendKind::LinuxBatch | BackendKind::IoUring => Err(BackendError::Unsupported {
             backend: kind,

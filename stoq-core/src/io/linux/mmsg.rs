@@ -21,8 +21,9 @@ use std::time::Duration;
 
 use mio::net::UdpSocket;
 
-use super::cmsg::{self, Encoder};
-use super::socket::{self, TxClock};
+use super::cmsg;
+use super::plan::{Failure, SendPlan};
+use super::socket;
 use super::sys::{self, MsgHeaders, NAME_LEN};
 use crate::io::udp::{Readiness, bind_udp};
 use crate::io::{
@@ -33,6 +34,9 @@ use crate::io::{
 pub const BATCH: usize = 32;
 /// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
 pub const MAX_SEGMENTS: usize = 64;
+// One control buffer per message serves both ways.
+const _: () = assert!(cmsg::SEND_SPACE <= cmsg::RECV_SPACE);
+
 /// A receive slot holds the largest GRO super-buffer (64 KiB), so nothing
 /// is truncated.
 const RX_SLOT: usize = 65_535;
@@ -43,17 +47,12 @@ pub struct LinuxBatchIo {
     fd: RawFd,
     ready: Readiness,
     local: SocketAddr,
-    /// Bound to an unspecified address: replies name their source address.
-    wildcard: bool,
-    gso: bool,
     gro: bool,
-    txtime: Option<TxClock>,
     buffers: (usize, usize),
     hdrs: MsgHeaders,
     names: Vec<[u8; NAME_LEN]>,
     controls: Vec<[u8; cmsg::RECV_SPACE]>,
-    /// Per planned message: (segments, bytes).
-    plan: Vec<(usize, usize)>,
+    plan: SendPlan,
     counters: Arc<IoCounters>,
 }
 
@@ -67,75 +66,19 @@ impl LinuxBatchIo {
         let local = socket.local_addr().map_err(setup("reading the bound address"))?;
         let features = socket::enable(fd, &local, opts.kernel_pacing).map_err(|(step, e)| setup(step)(e))?;
         let ready = Readiness::new(&mut socket).map_err(|(step, e)| setup(step)(e))?;
-        debug_assert!(cmsg::SEND_SPACE <= cmsg::RECV_SPACE, "one control buffer per message serves both ways");
         Ok(Self {
             socket,
             fd,
             ready,
             local,
-            wildcard: local.ip().is_unspecified(),
-            gso: features.gso,
             gro: features.gro,
-            txtime: features.txtime,
             buffers,
             hdrs: MsgHeaders::new(BATCH),
             names: vec![[0; NAME_LEN]; BATCH],
             controls: vec![[0; cmsg::RECV_SPACE]; BATCH],
-            plan: Vec::with_capacity(BATCH),
+            plan: SendPlan::new("linux-batch", BATCH, &local, &features),
             counters,
         })
-    }
-
-    /// Fills the headers for as many pending messages as fit and records
-    /// which transmit and how many segments each carries.
-    fn plan_send(&mut self, batch: &TxBatch) -> usize {
-        self.plan.clear();
-        'transmits: for t in batch.pending() {
-            let payload = batch.payload(t);
-            let per_msg = if self.gso { t.segments } else { 1 };
-            for chunk in payload.chunks(t.segment_size * per_msg) {
-                let m = self.plan.len();
-                if m == BATCH {
-                    break 'transmits;
-                }
-                let segments = chunk.len().div_ceil(t.segment_size);
-                let name_len = sys::encode_sockaddr(t.dst, &mut self.names[m]);
-                let mut enc = Encoder::new(&mut self.controls[m]);
-                if segments > 1 {
-                    enc.gso_segment(t.segment_size as u16);
-                }
-                if self.wildcard && !t.src.ip().is_unspecified() {
-                    enc.src_ip(t.src.ip());
-                }
-                if t.ecn != 0 {
-                    enc.ecn(t.dst.ip(), t.ecn);
-                }
-                if let (Some(clock), Some(at)) = (&self.txtime, t.at) {
-                    enc.txtime(clock.ns(at));
-                }
-                let control_len = enc.finish();
-                // The kernel only reads the payload; the pointer is mutable
-                // because `struct iovec` is shared with receive.
-                let ptr = chunk.as_ptr().cast_mut();
-                self.hdrs.set(m, ptr, chunk.len(), &mut self.names[m][..name_len], &mut self.controls[m][..control_len]);
-                self.plan.push((segments, chunk.len()));
-            }
-        }
-        self.plan.len()
-    }
-
-    /// Marks the first `sent` planned messages as out of the batch.
-    fn complete(&self, batch: &mut TxBatch, sent: usize) {
-        let mut head_left = batch.pending().first().map_or(0, |t| t.segments);
-        for &(segments, _) in &self.plan[..sent] {
-            if segments == head_left {
-                batch.advance(1);
-                head_left = batch.pending().first().map_or(0, |t| t.segments);
-            } else {
-                batch.advance_segments(segments);
-                head_left -= segments;
-            }
-        }
     }
 }
 
@@ -146,10 +89,10 @@ impl PacketIo for LinuxBatchIo {
 
     fn capabilities(&self) -> IoCapabilities {
         IoCapabilities {
-            max_gso_segments: if self.gso { MAX_SEGMENTS } else { 1 },
+            max_gso_segments: if self.plan.gso { MAX_SEGMENTS } else { 1 },
             gro: self.gro,
             ecn: true,
-            kernel_pacing: self.txtime.is_some(),
+            kernel_pacing: self.plan.kernel_pacing(),
             rx_batch: BATCH,
             tx_batch: BATCH,
             rx_slot_size: RX_SLOT,
@@ -223,49 +166,30 @@ impl PacketIo for LinuxBatchIo {
     }
 
     fn send(&mut self, batch: &mut TxBatch) -> io::Result<bool> {
-        let (mut datagrams, mut bytes, mut calls, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut calls = 0;
         let mut blocked = false;
         while !batch.is_empty() {
-            let planned = self.plan_send(batch);
+            let (hdrs, names, controls) = (&mut self.hdrs, &mut self.names, &mut self.controls);
+            let planned = self.plan.plan(batch, |m, msg| {
+                let (name_len, control_len) = msg.encode(&mut names[m], &mut controls[m]);
+                // The kernel only reads the payload; the pointer is mutable
+                // because `struct iovec` is shared with receive.
+                let ptr = msg.payload.as_ptr().cast_mut();
+                hdrs.set(m, ptr, msg.payload.len(), &mut names[m][..name_len], &mut controls[m][..control_len]);
+            });
             calls += 1;
             match self.hdrs.sendmmsg(self.fd, planned) {
-                Ok(sent) => {
-                    for &(segments, len) in &self.plan[..sent] {
-                        datagrams += segments as u64;
-                        bytes += len as u64;
+                Ok(sent) => self.plan.complete(batch, 0..sent, &self.counters),
+                Err(e) => match self.plan.failed(0, &e, batch, &self.counters) {
+                    Failure::Blocked => {
+                        blocked = true;
+                        break;
                     }
-                    self.complete(batch, sent);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    blocked = true;
-                    break;
-                }
-                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-                Err(e) if self.gso && self.plan[0].0 > 1 && matches!(e.raw_os_error(), Some(libc::EIO | libc::EINVAL)) => {
-                    // GSO advertised but refused on this path: resend the same
-                    // transmit unsegmented, and keep GSO off from now on.
-                    log::warn!(
-                        "linux-batch: UDP GSO send to {} failed ({e}); falling back to one datagram per packet on {}",
-                        batch.pending()[0].dst,
-                        self.local
-                    );
-                    self.gso = false;
-                    IoCounters::add(&self.counters.gso_fallbacks, 1);
-                }
-                Err(e) => {
-                    // One undeliverable message (unreachable peer, oversize):
-                    // QUIC's loss recovery resends what mattered.
-                    log::debug!("linux-batch: send to {} failed: {e}", batch.pending()[0].dst);
-                    errors += self.plan[0].0 as u64;
-                    self.complete(batch, 1);
-                }
+                    Failure::Retry | Failure::Dropped => {}
+                },
             }
         }
-        let c = &self.counters;
-        IoCounters::add(&c.tx_datagrams, datagrams);
-        IoCounters::add(&c.tx_bytes, bytes);
-        IoCounters::add(&c.tx_syscalls, calls);
-        IoCounters::add(&c.tx_errors, errors);
+        IoCounters::add(&self.counters.tx_syscalls, calls);
         Ok(!blocked)
     }
 }

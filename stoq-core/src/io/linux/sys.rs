@@ -50,6 +50,7 @@ impl MsgHeaders {
     }
 
     /// After `recvmmsg`: (payload bytes, address bytes, control bytes, flags) of message `i`.
+    #[allow(clippy::unnecessary_cast)] // msg_controllen is socklen_t on musl
     pub fn received(&self, i: usize) -> (usize, usize, usize, i32) {
         let m = &self.0[i];
         (m.msg_len as usize, m.msg_hdr.msg_namelen as usize, m.msg_hdr.msg_controllen as usize, m.msg_hdr.msg_flags)
