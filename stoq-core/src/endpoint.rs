@@ -71,6 +71,8 @@ pub struct EndpointStats {
     pub gso_fallbacks: u64,
     /// Datagrams received marked ECN Congestion Experienced.
     pub rx_ecn_ce: u64,
+    /// Times the backend's receive buffer pool ran dry and was refilled.
+    pub rx_buffers_exhausted: u64,
     /// Server connections created.
     pub accepted: u64,
     /// Retry packets sent.
@@ -207,6 +209,7 @@ impl Endpoint {
             rx_errors: r(&io.rx_errors),
             gso_fallbacks: r(&io.gso_fallbacks),
             rx_ecn_ce: r(&io.rx_ecn_ce),
+            rx_buffers_exhausted: r(&io.rx_buffers_exhausted),
             accepted: r(&sh.accepted),
             retries_sent: r(&sh.retries_sent),
             invalid_tokens: r(&sh.invalid_tokens),

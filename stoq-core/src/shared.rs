@@ -26,17 +26,43 @@ pub(crate) struct ConnKey {
 
 /// Requests from application threads to a shard.
 pub(crate) enum Command {
-    Connect { peer: SocketAddr, server_name: String, reply: Sender<Result<Connection, ConnectError>> },
-    OpenStream { conn: ConnKey, bidi: bool, reply: Sender<Result<Arc<StreamShared>, ConnectionError>> },
+    Connect {
+        peer: SocketAddr,
+        server_name: String,
+        reply: Sender<Result<Connection, ConnectError>>,
+    },
+    OpenStream {
+        conn: ConnKey,
+        bidi: bool,
+        reply: Sender<Result<Arc<StreamShared>, ConnectionError>>,
+    },
     /// The application changed a stream's buffers or flags.
-    Stream { conn: ConnKey, stream: u64 },
-    Datagram { conn: ConnKey, data: Vec<u8> },
-    Close { conn: ConnKey, code: u64, reason: Vec<u8> },
+    Stream {
+        conn: ConnKey,
+        stream: u64,
+    },
+    Datagram {
+        conn: ConnKey,
+        data: Vec<u8>,
+    },
+    Close {
+        conn: ConnKey,
+        code: u64,
+        reason: Vec<u8>,
+    },
     /// Every application handle is gone: close once sent data is delivered.
-    Release { conn: ConnKey },
+    Release {
+        conn: ConnKey,
+    },
     /// The application accepted an incoming stream.
-    Accepted { conn: ConnKey, stream: u64 },
-    Stats { conn: ConnKey, reply: Sender<ConnectionStats> },
+    Accepted {
+        conn: ConnKey,
+        stream: u64,
+    },
+    Stats {
+        conn: ConnKey,
+        reply: Sender<ConnectionStats>,
+    },
     Shutdown,
 }
 

@@ -137,10 +137,16 @@ fn path_str(p: &Path) -> &str {
 }
 
 pub(crate) fn apply_server(cfg: &mut quiche::Config, tls: &ServerTls) -> Result<(), TlsError> {
-    cfg.load_cert_chain_from_pem_file(path_str(&tls.cert_chain))
-        .map_err(|source| TlsError::Load { what: "certificate chain", path: tls.cert_chain.clone(), source })?;
-    cfg.load_priv_key_from_pem_file(path_str(&tls.private_key))
-        .map_err(|source| TlsError::Load { what: "private key", path: tls.private_key.clone(), source })?;
+    cfg.load_cert_chain_from_pem_file(path_str(&tls.cert_chain)).map_err(|source| TlsError::Load {
+        what: "certificate chain",
+        path: tls.cert_chain.clone(),
+        source,
+    })?;
+    cfg.load_priv_key_from_pem_file(path_str(&tls.private_key)).map_err(|source| TlsError::Load {
+        what: "private key",
+        path: tls.private_key.clone(),
+        source,
+    })?;
     cfg.verify_peer(false);
     Ok(())
 }
@@ -148,12 +154,17 @@ pub(crate) fn apply_server(cfg: &mut quiche::Config, tls: &ServerTls) -> Result<
 pub(crate) fn apply_client(cfg: &mut quiche::Config, tls: &ClientTls) -> Result<(), TlsError> {
     match tls {
         ClientTls::CaFile(path) => {
-            cfg.load_verify_locations_from_file(path_str(path))
-                .map_err(|source| TlsError::Load { what: "CA certificates", path: path.clone(), source })?;
+            cfg.load_verify_locations_from_file(path_str(path)).map_err(|source| TlsError::Load {
+                what: "CA certificates",
+                path: path.clone(),
+                source,
+            })?;
             cfg.verify_peer(true);
         }
         ClientTls::InsecureSkipVerify => {
-            log::warn!("TLS certificate verification is DISABLED for this endpoint: anyone on the path can impersonate the server");
+            log::warn!(
+                "TLS certificate verification is DISABLED for this endpoint: anyone on the path can impersonate the server"
+            );
             cfg.verify_peer(false);
         }
     }

@@ -118,10 +118,7 @@ fn every_backend_moves_32_mib_each_way_across_a_veth_pair() {
             (server, s)
         });
         ready_rx.recv().unwrap();
-        let client = net
-            .run_in(0, move || client_with(SocketAddr::new(net_addr_any(), 0), on(kind)))
-            .join()
-            .unwrap();
+        let client = net.run_in(0, move || client_with(SocketAddr::new(net_addr_any(), 0), on(kind))).join().unwrap();
         let c = client.connect(server_addr, "localhost").unwrap_or_else(|e| panic!("{kind}: {e}"));
         let (server, s) = server.join().unwrap();
         both_ways(&c, &s, 32 << 20, &format!("{kind} over veth"));

@@ -56,7 +56,10 @@ fn skip_verification_is_explicit_and_works() {
 
 #[test]
 fn missing_certificate_file_is_a_clear_error() {
-    let cfg = stoq_core::ServerConfig::new(stoq_core::ServerTls::from_pem_files("/nonexistent/cert.pem", "/nonexistent/key.pem"));
+    let cfg = stoq_core::ServerConfig::new(stoq_core::ServerTls::from_pem_files(
+        "/nonexistent/cert.pem",
+        "/nonexistent/key.pem",
+    ));
     let err = Endpoint::server(localhost(), cfg).err().expect("must fail");
     let msg = err.to_string();
     assert!(msg.contains("/nonexistent/cert.pem") && msg.contains("certificate chain"), "{msg}");

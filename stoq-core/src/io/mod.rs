@@ -197,10 +197,9 @@ pub fn open(
         #[cfg(target_os = "linux")]
         BackendKind::IoUring => Ok(Box::new(linux::UringIo::bind(addr, opts, counters)?)),
         #[cfg(not(target_os = "linux"))]
-        BackendKind::LinuxBatch | BackendKind::IoUring => Err(BackendError::Unsupported {
-            backend: kind,
-            reason: "it needs Linux; use --backend portable",
-        }),
+        BackendKind::LinuxBatch | BackendKind::IoUring => {
+            Err(BackendError::Unsupported { backend: kind, reason: "it needs Linux; use --backend portable" })
+        }
     }
 }
 
@@ -229,6 +228,9 @@ pub struct IoCounters {
     pub gso_fallbacks: AtomicU64,
     /// Datagrams received with the ECN Congestion Experienced mark.
     pub rx_ecn_ce: AtomicU64,
+    /// Times a receive buffer pool ran dry (io_uring's provided-buffer
+    /// ring); receiving resumed from the socket buffer.
+    pub rx_buffers_exhausted: AtomicU64,
 }
 
 impl IoCounters {

@@ -10,7 +10,9 @@ use std::time::Duration;
 use mio::net::UdpSocket;
 
 use super::udp::{Readiness, bind_udp};
-use super::{BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake};
+use super::{
+    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
+};
 
 /// Receive slot size: a whole UDP datagram always fits, so nothing is
 /// silently truncated.

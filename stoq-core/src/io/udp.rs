@@ -80,9 +80,7 @@ pub(crate) fn bind_udp(addr: SocketAddr, opts: &SocketOptions) -> io::Result<(st
 /// granted, and says so when it is less than asked.
 fn set_buffers(socket: &socket2::Socket, opts: &SocketOptions) -> (usize, usize) {
     // Linux reports twice the size asked for (bookkeeping overhead included).
-    let granted = |s: &socket2::Socket| {
-        (s.recv_buffer_size().unwrap_or(0) / 2, s.send_buffer_size().unwrap_or(0) / 2)
-    };
+    let granted = |s: &socket2::Socket| (s.recv_buffer_size().unwrap_or(0) / 2, s.send_buffer_size().unwrap_or(0) / 2);
     let _ = socket.set_recv_buffer_size(opts.recv_buffer);
     let _ = socket.set_send_buffer_size(opts.send_buffer);
     let (mut r, mut s) = granted(socket);

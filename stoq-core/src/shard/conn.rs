@@ -2,9 +2,9 @@
 //! shard's half of every channel and stream buffer.
 
 use std::collections::{HashMap, VecDeque};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::{Buf, BufMut};
@@ -112,9 +112,9 @@ impl ConnState {
             self.release_deadline,
             self.paced.due(),
         ]
-            .into_iter()
-            .flatten()
-            .min()
+        .into_iter()
+        .flatten()
+        .min()
     }
 
     /// Application-level work after packets, timers or commands touched the

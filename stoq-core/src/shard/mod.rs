@@ -188,7 +188,6 @@ impl Drop for Shard {
 }
 
 impl Shard {
-
     /// Receives and routes up to a few batches. True if more may be queued.
     fn receive(&mut self) -> bool {
         // Borrow the batch out of `self` (no allocation) so packets can be
@@ -312,7 +311,8 @@ impl Shard {
         let q = match &odcid {
             Some(odcid) => {
                 let odcid = quiche::ConnectionId::from_ref(odcid);
-                let retry = quiche::RetryConnectionIds { original_destination_cid: &odcid, retry_source_cid: &scid_ref };
+                let retry =
+                    quiche::RetryConnectionIds { original_destination_cid: &odcid, retry_source_cid: &scid_ref };
                 quiche::accept_with_retry(&scid_ref, retry, to, from, cfg)
             }
             None => quiche::accept(&scid_ref, None, to, from, cfg),
@@ -472,7 +472,8 @@ impl Shard {
             return;
         };
         let scid = self.cid_gen.generate();
-        let q = match quiche::connect(Some(server_name), &quiche::ConnectionId::from_ref(&scid), self.local, peer, cfg) {
+        let q = match quiche::connect(Some(server_name), &quiche::ConnectionId::from_ref(&scid), self.local, peer, cfg)
+        {
             Ok(q) => q,
             Err(e) => {
                 let _ = reply.send(Err(ConnectError::Setup { peer, reason: e.to_string() }));

@@ -36,7 +36,10 @@ impl NetnsPair {
             for ns in &names {
                 ip(&["netns", "add", ns])?;
             }
-            ip(&["link", "add", &links[0], "netns", &names[0], "type", "veth", "peer", "name", &links[1], "netns", &names[1]])?;
+            ip(&[
+                "link", "add", &links[0], "netns", &names[0], "type", "veth", "peer", "name", &links[1], "netns",
+                &names[1],
+            ])?;
             for i in 0..2 {
                 ip(&["-n", &names[i], "addr", "add", &format!("{}/24", addrs[i]), "dev", &links[i]])?;
                 ip(&["-n", &names[i], "link", "set", &links[i], "mtu", "1500", "up"])?;
@@ -56,7 +59,11 @@ impl NetnsPair {
 
     /// Runs `f` on a new thread inside namespace `i` (sockets it opens stay
     /// in that namespace) and returns its result.
-    pub fn run_in<T: Send + 'static>(&self, i: usize, f: impl FnOnce() -> T + Send + 'static) -> std::thread::JoinHandle<T> {
+    pub fn run_in<T: Send + 'static>(
+        &self,
+        i: usize,
+        f: impl FnOnce() -> T + Send + 'static,
+    ) -> std::thread::JoinHandle<T> {
         let path = format!("/var/run/netns/{}", self.names[i]);
         std::thread::spawn(move || {
             let ns = std::fs::File::open(&path).expect("open netns");

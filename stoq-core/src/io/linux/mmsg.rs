@@ -150,7 +150,9 @@ impl PacketIo for LinuxBatchIo {
                 log::debug!("linux-batch: control data truncated; raise cmsg::RECV_SPACE");
             }
             let segment_size = info.gro_segment.map_or(len, usize::from).clamp(1, len.max(1));
-            let dst = info.dst_ip.map_or(self.local, |ip| SocketAddr::new(sys::in_family_of(ip, &self.local), self.local.port()));
+            let dst = info
+                .dst_ip
+                .map_or(self.local, |ip| SocketAddr::new(sys::in_family_of(ip, &self.local), self.local.port()));
             batch.commit(RxMeta { len, src, dst, segment_size, ecn: info.ecn });
             datagrams += len.div_ceil(segment_size) as u64;
             bytes += len as u64;

@@ -41,7 +41,11 @@ impl TxClock {
 /// Turns on packet info, TOS/traffic-class reporting, GRO and (when asked)
 /// `SO_TXTIME`, and probes GSO. Only a refused `SO_TXTIME` is an error: the
 /// operator asked for kernel pacing and would otherwise lose pacing silently.
-pub(crate) fn enable(fd: RawFd, local: &SocketAddr, kernel_pacing: bool) -> Result<Features, (&'static str, io::Error)> {
+pub(crate) fn enable(
+    fd: RawFd,
+    local: &SocketAddr,
+    kernel_pacing: bool,
+) -> Result<Features, (&'static str, io::Error)> {
     let on: libc::c_int = 1;
     // The local address a datagram arrived on and its ECN bits. A dual-stack
     // IPv6 socket needs the IPv4 options too, for v4-mapped traffic.

@@ -82,13 +82,7 @@ impl MsgHeaders {
 pub fn setsockopt<T: Copy>(fd: RawFd, level: i32, name: i32, value: T) -> io::Result<()> {
     // SAFETY: `value` lives across the call and its size is passed with it.
     let r = unsafe {
-        libc::setsockopt(
-            fd,
-            level,
-            name,
-            (&value as *const T).cast(),
-            std::mem::size_of::<T>() as libc::socklen_t,
-        )
+        libc::setsockopt(fd, level, name, (&value as *const T).cast(), std::mem::size_of::<T>() as libc::socklen_t)
     };
     if r < 0 { Err(io::Error::last_os_error()) } else { Ok(()) }
 }
@@ -178,5 +172,4 @@ mod tests {
         assert_eq!(decode_sockaddr(&[0u8; 3]), None);
         assert_eq!(decode_sockaddr(&[0xffu8; NAME_LEN]), None);
     }
-
 }

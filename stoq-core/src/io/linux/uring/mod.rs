@@ -113,8 +113,6 @@ pub struct UringIo {
     rx_armed: bool,
     /// Receive completions reaped but not yet handed out: (result, flags).
     rx_queue: VecDeque<(i32, u32)>,
-    /// Times the buffer ring ran dry (multishot ended with `ENOBUFS`).
-    exhausted: u64,
     waker: Arc<EventFd>,
     /// Where the waker's eventfd read lands (8 bytes).
     wake_buf: RawMem,
@@ -213,7 +211,6 @@ impl UringIo {
             rx_hdr: RecvHeader::new(NAME_FIELD, cmsg::RECV_SPACE),
             rx_armed: false,
             rx_queue: VecDeque::with_capacity(usize::from(depth) + 8),
-            exhausted: 0,
             waker,
             wake_buf: RawMem::zeroed(8, 8),
             wake_armed: false,
@@ -248,11 +245,6 @@ impl UringIo {
             return Err(setup("arming the multishot receive")(io::Error::from_raw_os_error(-res)));
         }
         Ok(io)
-    }
-
-    /// Times the provided-buffer ring ran dry and the receive was re-armed.
-    pub fn ring_exhaustions(&self) -> u64 {
-        self.exhausted
     }
 
     fn check_usable(&self) -> io::Result<()> {
@@ -472,8 +464,8 @@ impl PacketIo for UringIo {
                 let e = io::Error::from_raw_os_error(-res);
                 match -res {
                     libc::ENOBUFS => {
-                        self.exhausted += 1;
-                        log::debug!("io_uring: receive buffer ring ran dry ({} times); re-arming", self.exhausted);
+                        IoCounters::add(&self.counters.rx_buffers_exhausted, 1);
+                        log::debug!("io_uring: receive buffer ring ran dry; re-arming");
                     }
                     libc::ECANCELED => {}
                     // ICMP errors for one peer surface here; they are not the socket's.
