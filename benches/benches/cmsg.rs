@@ -4,7 +4,6 @@
 //! send or receive message, so the figures read against the ~1-2 µs of a
 //! `sendmmsg`/`recvmmsg` call they ride on.
 
-
 #[cfg(target_os = "linux")]
 mod linux {
     use std::hint::black_box;

@@ -91,7 +91,8 @@ pub enum DemoError {
 /// Runs the demo and returns its measurements.
 pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pki = DevPki::generate(&["localhost", "127.0.0.1"])?;
-    let server = Endpoint::server("127.0.0.1:0".parse().expect("literal address"), ServerConfig::new(pki.server_tls()))?;
+    let server =
+        Endpoint::server("127.0.0.1:0".parse().expect("literal address"), ServerConfig::new(pki.server_tls()))?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ep, st) = (server.clone(), stop.clone());
     let serving = std::thread::spawn(move || serve(&ep, &st));
@@ -115,7 +116,8 @@ fn demo_with_server(server: &Endpoint, pki: &DevPki, opts: &DemoOptions) -> Resu
     perf.max_payload = max_payload;
     perf.output = Output::Quiet;
     perf.mode = Mode::Download;
-    let download = run_client_on(&client, peer, &perf).map_err(|source| DemoError::Perf { mode: "download", source })?;
+    let download =
+        run_client_on(&client, peer, &perf).map_err(|source| DemoError::Perf { mode: "download", source })?;
     perf.mode = Mode::Upload;
     let upload = run_client_on(&client, peer, &perf).map_err(|source| DemoError::Perf { mode: "upload", source })?;
 

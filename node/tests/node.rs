@@ -104,9 +104,11 @@ fn echo_of_nothing_is_nothing() {
 #[test]
 fn echo_helper_round_trips_through_the_node() {
     let node = Node::start("echo-helper");
-    let client =
-        Endpoint::client("127.0.0.1:0".parse().unwrap(), ClientConfig::new(stoq_core::ClientTls::CaFile(node.ca.clone())))
-            .unwrap();
+    let client = Endpoint::client(
+        "127.0.0.1:0".parse().unwrap(),
+        ClientConfig::new(stoq_core::ClientTls::CaFile(node.ca.clone())),
+    )
+    .unwrap();
     echo_round_trip(&client, node.endpoint.local_addr(), 10_000).expect("echo round trip");
 }
 

@@ -84,7 +84,8 @@ async fn client(a: &ClientArgs) -> ExitCode {
         Ok(None) => return fail(&format!("{} has no addresses", a.addr)),
         Err(e) => return fail(&format!("cannot resolve {}: {e}", a.addr)),
     };
-    let bind: SocketAddr = if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
+    let bind: SocketAddr =
+        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
     let mut endpoint = match crate::endpoint(bind, None) {
         Ok(e) => e,
         Err(e) => return fail(&format!("cannot open a UDP socket: {e}")),
@@ -103,7 +104,10 @@ async fn client(a: &ClientArgs) -> ExitCode {
         }
         Err(e) => {
             if a.json {
-                println!("{}", serde_json::json!({ "mode": a.mode, "bytes": a.bytes, "verified": false, "error": e.to_string() }));
+                println!(
+                    "{}",
+                    serde_json::json!({ "mode": a.mode, "bytes": a.bytes, "verified": false, "error": e.to_string() })
+                );
             }
             fail(&e.to_string())
         }

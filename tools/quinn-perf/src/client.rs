@@ -147,7 +147,12 @@ fn seed() -> u64 {
 
 /// Connects to `server` and moves `bytes` payload bytes in `mode` over one
 /// stream, verifying them.
-pub async fn run_client(endpoint: &quinn::Endpoint, server: SocketAddr, mode: Mode, bytes: u64) -> Result<Outcome, ClientError> {
+pub async fn run_client(
+    endpoint: &quinn::Endpoint,
+    server: SocketAddr,
+    mode: Mode,
+    bytes: u64,
+) -> Result<Outcome, ClientError> {
     let conn = endpoint.connect(server, "localhost")?.await?;
     let result = transfer(&conn, mode, bytes).await;
     conn.close(0u32.into(), b"perf run done");

@@ -96,7 +96,11 @@ async fn serve_stream(mut send: SendStream, mut recv: RecvStream) -> Result<(), 
 
 /// Verifies an upload and sends the result; returns the status and the
 /// verified byte count.
-async fn verify_upload(send: &mut SendStream, mut recv: RecvStream, req: Request) -> Result<(Status, u64), StreamError> {
+async fn verify_upload(
+    send: &mut SendStream,
+    mut recv: RecvStream,
+    req: Request,
+) -> Result<(Status, u64), StreamError> {
     let mut v = Verifier::new(req.seed);
     let mut buf = vec![0u8; CHUNK];
     let status = loop {
@@ -136,7 +140,9 @@ async fn send_download(send: &mut SendStream, req: Request) -> Result<u64, Strea
         match send.write_all(&buf[..want]).await {
             Ok(()) => {}
             // Unbounded downloads end when the client stops reading or leaves.
-            Err(WriteError::Stopped(_) | WriteError::ConnectionLost(_)) if req.length.is_none() => return Ok(g.offset()),
+            Err(WriteError::Stopped(_) | WriteError::ConnectionLost(_)) if req.length.is_none() => {
+                return Ok(g.offset());
+            }
             Err(e) => return Err(e.into()),
         }
     }

@@ -34,8 +34,9 @@ pub enum Command {
     Server(ServerArgs),
     /// Run a test against a server.
     Client(ClientArgs),
-    /// Same-run baseline: raw UDP over loopback, no QUIC, one system call
-    /// per datagram, every byte verified.
+    /// Same-run baseline: raw UDP over loopback, no QUIC, every byte
+    /// verified; plain sockets (one system call per datagram) or a stoq-core
+    /// packet backend (`--backend linux-batch`: GSO/GRO).
     BaselineUdp(BaselineArgs),
 }
 
@@ -48,6 +49,10 @@ pub struct BaselineArgs {
     /// UDP payload per datagram.
     #[arg(long, default_value_t = 1452)]
     pub max_payload: usize,
+    /// How datagrams move: `std` (plain sockets, one system call per
+    /// datagram) or a stoq-core backend name (portable, linux-batch, io_uring).
+    #[arg(long, default_value = "std")]
+    pub backend: String,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -158,7 +163,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         _ => (t, 0),
     };
-    let n: u64 = digits.parse().map_err(|_| format!("{s:?} is not a size: give a whole number like 1500, 64K or 1G"))?;
+    let n: u64 =
+        digits.parse().map_err(|_| format!("{s:?} is not a size: give a whole number like 1500, 64K or 1G"))?;
     n.checked_mul(1u64 << shift).ok_or_else(|| format!("{s:?} is too large"))
 }
 
@@ -189,8 +195,21 @@ pub fn run(cli: Cli) -> ExitCode {
     }
 }
 
+/// The backend a `baseline-udp` run uses: `None` for plain std sockets.
+pub fn baseline_backend(name: &str) -> Result<Option<BackendKind>, String> {
+    if name == "std" {
+        return Ok(None);
+    }
+    parse_backend(name).map(Some).map_err(|e| format!("{e}, or std for plain sockets"))
+}
+
 fn baseline_udp(a: &BaselineArgs) -> ExitCode {
-    let r = match crate::baseline::udp_loopback(a.bytes, a.max_payload) {
+    let result = match baseline_backend(&a.backend) {
+        Ok(None) => crate::baseline::udp_loopback(a.bytes, a.max_payload),
+        Ok(Some(kind)) => crate::baseline::udp_loopback_backend(kind, a.bytes, a.max_payload),
+        Err(e) => return usage(&e),
+    };
+    let r = match result {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
@@ -201,15 +220,22 @@ fn baseline_udp(a: &BaselineArgs) -> ExitCode {
         println!("{v}");
     } else {
         println!(
-            "raw UDP loopback, {} B payload: {:.3} Gbit/s verified; datagrams sent {} received {} (lost {}); cpu {:.2} s user + {:.2} s sys = {:.2} GB/cpu-s; GLIBC_TUNABLES={}",
+            "raw UDP loopback ({}), {} B payload: {:.3} Gbit/s verified; datagrams sent {} received {} (lost {}); \
+             datagrams/syscall tx {:.1} rx {:.1}; cpu {:.2} s user + {:.2} s sys = {:.2} GB/cpu-s \
+             (sender {:.2} s, receiver {:.2} s); GLIBC_TUNABLES={}",
+            r.backend,
             r.payload,
             r.goodput_gbps,
             r.datagrams_sent,
             r.datagrams_received,
-            r.datagrams_sent - r.datagrams_received,
+            r.datagrams_lost(),
+            r.datagrams_per_tx_syscall,
+            r.datagrams_per_rx_syscall,
             r.cpu_user_s,
             r.cpu_sys_s,
             r.bytes_per_cpu_s / 1e9,
+            r.cpu_sender_s,
+            r.cpu_receiver_s,
             tunables.as_deref().unwrap_or("(not set)")
         );
     }
@@ -232,7 +258,12 @@ fn server(a: &ServerArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
-    eprintln!("stoq-perf server listening on {} ({} backend, max payload {})", endpoint.local_addr(), backend, a.max_payload);
+    eprintln!(
+        "stoq-perf server listening on {} ({} backend, max payload {})",
+        endpoint.local_addr(),
+        backend,
+        a.max_payload
+    );
     if let Some(ca) = ca {
         announce_ca(&ca);
     }
@@ -320,6 +351,16 @@ mod tests {
     fn unknown_backend_lists_the_known_ones() {
         let e = parse_backend("warp-drive").unwrap_err();
         assert!(e.contains("warp-drive") && e.contains("portable"), "{e}");
+    }
+
+    #[test]
+    fn baseline_backend_is_std_or_a_stoq_backend() {
+        let cli = Cli::try_parse_from(["stoq-perf", "baseline-udp"]).unwrap();
+        let Command::BaselineUdp(a) = cli.command else { panic!("not a baseline command") };
+        assert_eq!(baseline_backend(&a.backend), Ok(None));
+        assert_eq!(baseline_backend("linux-batch"), Ok(Some(BackendKind::LinuxBatch)));
+        let e = baseline_backend("nope").unwrap_err();
+        assert!(e.contains("std") && e.contains("portable"), "{e}");
     }
 
     #[test]

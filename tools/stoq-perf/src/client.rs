@@ -181,7 +181,9 @@ pub enum ClientError {
         want: u64,
     },
     /// The server reported a failed upload.
-    #[error("VERIFICATION FAILED on {stream}: server reported {status} after verifying {verified} of {sent} bytes sent")]
+    #[error(
+        "VERIFICATION FAILED on {stream}: server reported {status} after verifying {verified} of {sent} bytes sent"
+    )]
     ServerRejected {
         /// Which stream.
         stream: StreamLabel,
@@ -242,9 +244,9 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, ClientError> {
 pub fn run_client(opts: &ClientOptions) -> Result<Report, ClientError> {
     check(opts)?;
     let peer = resolve(&opts.server)?;
-    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }.parse().map_err(|_| {
-        ClientError::Options("internal: bad bind address".into())
-    })?;
+    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
+        .parse()
+        .map_err(|_| ClientError::Options("internal: bad bind address".into()))?;
     let mut cfg = ClientConfig::new(opts.tls.clone());
     cfg.endpoint.backend = opts.backend;
     cfg.endpoint.transport.max_udp_payload = opts.max_payload;
@@ -275,9 +277,8 @@ fn check(opts: &ClientOptions) -> Result<(), ClientError> {
 /// payload size apply; those in `opts` are only reported).
 pub fn run_client_on(endpoint: &Endpoint, peer: SocketAddr, opts: &ClientOptions) -> Result<Report, ClientError> {
     check(opts)?;
-    let conns = (0..opts.connections)
-        .map(|_| endpoint.connect(peer, &opts.server_name))
-        .collect::<Result<Vec<_>, _>>()?;
+    let conns =
+        (0..opts.connections).map(|_| endpoint.connect(peer, &opts.server_name)).collect::<Result<Vec<_>, _>>()?;
     let counters = Arc::new(Counters::default());
     let (tx, rx) = mpsc::channel();
     let mut sampler = Sampler::start(endpoint, &conns, 0);
@@ -462,7 +463,9 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
                 c.down_verified.fetch_add(n as u64, Ordering::Relaxed);
             }
             match req.length {
-                Some(want) if want != v.verified() => Err(ClientError::Length { stream: label, got: v.verified(), want }),
+                Some(want) if want != v.verified() => {
+                    Err(ClientError::Length { stream: label, got: v.verified(), want })
+                }
                 _ => Ok(v.verified()),
             }
         }
@@ -534,7 +537,12 @@ fn upload(
     };
     let res = PerfResult::decode(&answer).ok_or(ClientError::BadResult { stream: label, len: answer.len() })?;
     if res.status != Status::Ok || res.bytes_verified != sent || req.length.is_some_and(|l| l != sent) {
-        return Err(ClientError::ServerRejected { stream: label, status: res.status, verified: res.bytes_verified, sent });
+        return Err(ClientError::ServerRejected {
+            stream: label,
+            status: res.status,
+            verified: res.bytes_verified,
+            sent,
+        });
     }
     Ok(res.bytes_verified)
 }
@@ -544,7 +552,9 @@ fn progress_bar(opts: &ClientOptions) -> Option<indicatif::ProgressBar> {
         return None;
     }
     let (len, template) = match opts.amount {
-        Amount::Bytes(n) => (n * opts.mode.directions().len() as u64, "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec}"),
+        Amount::Bytes(n) => {
+            (n * opts.mode.directions().len() as u64, "{bar:40} {bytes}/{total_bytes} {binary_bytes_per_sec}")
+        }
         Amount::Time(t) => (t.as_secs().max(1), "{bar:40} {pos}/{len} s"),
     };
     let bar = indicatif::ProgressBar::new(len);

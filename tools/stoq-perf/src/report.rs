@@ -63,6 +63,14 @@ pub struct Report {
     pub datagrams_sent: u64,
     /// UDP datagrams the client endpoint received.
     pub datagrams_received: u64,
+    /// Receive system calls the client endpoint made (including those that
+    /// found nothing): `datagrams_received / rx_syscalls` is datagrams per call.
+    pub rx_syscalls: u64,
+    /// Send system calls the client endpoint made.
+    pub tx_syscalls: u64,
+    /// Run-time GSO refusals on the client endpoint (it fell back to one
+    /// datagram per packet; nothing was lost).
+    pub gso_fallbacks: u64,
     /// QUIC packets declared lost, all connections.
     pub packets_lost: u64,
     /// Mean smoothed RTT of the connections at the end, milliseconds.
@@ -146,8 +154,27 @@ struct Snapshot {
     bytes: u64,
     tx: u64,
     rx: u64,
+    tx_syscalls: u64,
+    rx_syscalls: u64,
+    gso_fallbacks: u64,
     lost: u64,
     cpu: CpuTime,
+}
+
+impl Snapshot {
+    fn empty(bytes: u64) -> Self {
+        Self {
+            at: Instant::now(),
+            bytes,
+            tx: 0,
+            rx: 0,
+            tx_syscalls: 0,
+            rx_syscalls: 0,
+            gso_fallbacks: 0,
+            lost: 0,
+            cpu: CpuTime::default(),
+        }
+    }
 }
 
 /// Takes interval samples from the live counters.
@@ -166,8 +193,8 @@ impl Sampler {
     pub fn start(endpoint: &Endpoint, conns: &[Connection], bytes: u64) -> Self {
         let mut s = Self {
             start: Instant::now(),
-            first: Snapshot { at: Instant::now(), bytes, tx: 0, rx: 0, lost: 0, cpu: CpuTime::default() },
-            last: Snapshot { at: Instant::now(), bytes, tx: 0, rx: 0, lost: 0, cpu: CpuTime::default() },
+            first: Snapshot::empty(bytes),
+            last: Snapshot::empty(bytes),
             lost: vec![0; conns.len()],
             rtt: vec![Duration::ZERO; conns.len()],
             intervals: Vec::new(),
@@ -191,6 +218,9 @@ impl Sampler {
             bytes,
             tx: ep.tx_datagrams,
             rx: ep.rx_datagrams,
+            tx_syscalls: ep.tx_syscalls,
+            rx_syscalls: ep.rx_syscalls,
+            gso_fallbacks: ep.gso_fallbacks,
             lost: self.lost.iter().sum(),
             cpu: CpuTime::now(),
         }
@@ -246,6 +276,9 @@ impl Sampler {
             goodput_gbps: gbps(bytes, seconds),
             datagrams_sent: last.tx - first.tx,
             datagrams_received: last.rx - first.rx,
+            rx_syscalls: last.rx_syscalls - first.rx_syscalls,
+            tx_syscalls: last.tx_syscalls - first.tx_syscalls,
+            gso_fallbacks: last.gso_fallbacks - first.gso_fallbacks,
             packets_lost: last.lost.saturating_sub(first.lost),
             rtt_ms: self.mean_rtt_ms(),
             cpu_user_s: cpu.user,

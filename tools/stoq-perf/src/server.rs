@@ -178,14 +178,7 @@ pub fn handle_perf_stream(mut send: SendStream, mut recv: RecvStream) -> Result<
         Direction::Download => (send_download(&mut send, req)?, Status::Ok),
     };
     let seconds = start.elapsed().as_secs_f64();
-    Ok(StreamSummary {
-        stream,
-        direction: req.direction,
-        bytes,
-        status,
-        seconds,
-        goodput_gbps: gbps(bytes, seconds),
-    })
+    Ok(StreamSummary { stream, direction: req.direction, bytes, status, seconds, goodput_gbps: gbps(bytes, seconds) })
 }
 
 fn verify_upload(send: &mut SendStream, mut recv: RecvStream, req: Request) -> Result<(u64, Status), PerfStreamError> {
@@ -240,7 +233,11 @@ fn send_download(send: &mut SendStream, req: Request) -> Result<u64, PerfStreamE
                     rest = &rest[n..];
                 }
                 // Unbounded downloads end when the client stops reading or leaves.
-                Err(WriteError::Stopped(_) | WriteError::Closed | WriteError::ConnectionLost(_)) if req.length.is_none() => return Ok(sent),
+                Err(WriteError::Stopped(_) | WriteError::Closed | WriteError::ConnectionLost(_))
+                    if req.length.is_none() =>
+                {
+                    return Ok(sent);
+                }
                 Err(source) => return Err(PerfStreamError::Write { sent, source }),
             }
         }
@@ -252,7 +249,12 @@ fn send_download(send: &mut SendStream, req: Request) -> Result<u64, PerfStreamE
 /// Refuses a stream whose service tag nobody serves: stops the receiving
 /// half (STOP_SENDING) and finishes the sending half.
 pub fn reject_stream(conn: &Connection, tag: [u8; 4], mut send: SendStream, recv: RecvStream) {
-    log::warn!("{}: stream {} has unknown service tag {}; stopping it", conn.remote_addr(), recv.id(), tag_display(&tag));
+    log::warn!(
+        "{}: stream {} has unknown service tag {}; stopping it",
+        conn.remote_addr(),
+        recv.id(),
+        tag_display(&tag)
+    );
     drop(recv);
     let _ = send.finish();
 }

@@ -178,7 +178,11 @@ fn server_verifies_uploads_and_reports_what_it_found() {
         log::info!("case: length {length:?}, sent {len}, corrupt {corrupt:?}");
         let (_c, _conn, send, recv) = raw_stream(&server);
         let r = result_of(send, recv, &upload_message(length, len, corrupt));
-        assert_eq!((r.status, r.bytes_verified), (status, verified), "length {length:?}, sent {len}, corrupt {corrupt:?}");
+        assert_eq!(
+            (r.status, r.bytes_verified),
+            (status, verified),
+            "length {length:?}, sent {len}, corrupt {corrupt:?}"
+        );
     }
 }
 

@@ -91,10 +91,26 @@ fn timed_bidir_run_stops_and_reports_intervals() {
     let summed: u64 = r.intervals.iter().map(|i| i.bytes).sum();
     assert!(summed >= r.bytes_download, "intervals {summed} < downloaded {}", r.bytes_download);
     let json: serde_json::Value = serde_json::from_str(&r.to_json()).expect("report is JSON");
-    for key in ["mode", "backend", "connections", "streams", "max_payload", "bytes", "seconds", "goodput_gbps",
-        "datagrams_sent", "datagrams_received", "packets_lost", "rtt_ms", "cpu_user_s", "cpu_sys_s",
-        "bytes_per_cpu_s", "intervals", "verified", "glibc_tunables"]
-    {
+    for key in [
+        "mode",
+        "backend",
+        "connections",
+        "streams",
+        "max_payload",
+        "bytes",
+        "seconds",
+        "goodput_gbps",
+        "datagrams_sent",
+        "datagrams_received",
+        "packets_lost",
+        "rtt_ms",
+        "cpu_user_s",
+        "cpu_sys_s",
+        "bytes_per_cpu_s",
+        "intervals",
+        "verified",
+        "glibc_tunables",
+    ] {
         assert!(json.get(key).is_some(), "JSON report lacks {key}");
     }
     assert_eq!(json["verified"], true);
