@@ -49,8 +49,15 @@ pub struct TransportConfig {
     pub datagram_queue: Option<usize>,
     /// Congestion controller.
     pub congestion_control: CongestionControl,
-    /// Let quiche compute pacing times (`SendInfo::at`).
+    /// Let quiche compute pacing times (`SendInfo::at`), which the shard
+    /// honours. In quiche 0.30 only BBRv2 produces them; CUBIC and Reno
+    /// packets are always due at once.
     pub pacing: bool,
+    /// Cap on a connection's pacing rate in bits per second, for a path
+    /// known to be slower than the congestion controller believes. BBRv2
+    /// only in quiche 0.30, which takes whole Mbit/s (rounded down, at least
+    /// 1) and lets bursts reach 1.25 times the cap.
+    pub max_pacing_rate: Option<u64>,
     /// Bytes an application may queue on one stream before `write` blocks,
     /// and bytes received ahead of the application before the shard stops
     /// reading (flow control then holds the peer back).
@@ -72,6 +79,7 @@ impl Default for TransportConfig {
             datagram_queue: Some(1024),
             congestion_control: CongestionControl::Cubic,
             pacing: true,
+            max_pacing_rate: None,
             stream_buffer: 1 << 20,
         }
     }
@@ -236,6 +244,10 @@ impl EndpointConfig {
             CongestionControl::Bbr2 => quiche::CongestionControlAlgorithm::Bbr2Gcongestion,
         });
         c.enable_pacing(t.pacing);
+        if let Some(bps) = t.max_pacing_rate {
+            // quiche 0.30's BBRv2 reads this value as Mbit/s.
+            c.set_max_pacing_rate((bps / 1_000_000).max(1));
+        }
         if let Some(n) = t.datagram_queue {
             c.enable_dgram(true, n, n);
         }

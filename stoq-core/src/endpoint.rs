@@ -87,6 +87,8 @@ pub struct EndpointStats {
     pub undecodable: u64,
     /// Packets for no known connection that started none.
     pub unroutable: u64,
+    /// Packets the shard held back until their pacing time.
+    pub paced_holds: u64,
 }
 
 impl Endpoint {
@@ -217,6 +219,7 @@ impl Endpoint {
             stateless_resets_sent: r(&sh.stateless_resets_sent),
             undecodable: r(&sh.undecodable),
             unroutable: r(&sh.unroutable),
+            paced_holds: r(&sh.paced_holds),
         }
     }
 

@@ -67,3 +67,36 @@ fn fq_holds_a_datagram_until_its_departure_time() {
     .join()
     .unwrap();
 }
+
+/// Shard pacing: BBRv2 gives packets departure times (quiche 0.30 does not
+/// pace CUBIC or Reno). Capped at 8 Mbit/s (1 MB/s), a packet is due about every
+/// 1.2 ms, past the shard's 1 ms timer granularity, so the shard must hold
+/// packets until their time: the transfer stays byte-exact and cannot beat
+/// the cap (quiche allows 1.25 times it, plus an initial burst).
+#[test]
+fn the_shard_holds_packets_until_their_pacing_time() {
+    const LEN: usize = 1 << 20;
+    for kind in BackendKind::ALL.iter().copied() {
+        let server = common::server_with(common::localhost(), |e| {
+            e.backend = kind;
+            e.transport.congestion_control = stoq_core::CongestionControl::Bbr2;
+            e.transport.max_pacing_rate = Some(8_000_000);
+        });
+        let client = common::client_with(common::localhost(), |e| e.backend = kind);
+        let (c, s) = common::pair(&server, &client);
+        let start = Instant::now();
+        let writer = std::thread::spawn(move || {
+            let mut send = s.open_uni().unwrap();
+            send.write_all(&common::pattern(7, LEN)).unwrap();
+            send.finish().unwrap();
+            s
+        });
+        let got = c.accept_uni().unwrap().read_to_end(LEN + 1).unwrap();
+        let took = start.elapsed();
+        writer.join().unwrap();
+        assert_eq!(common::first_difference(&got, &common::pattern(7, LEN)), None, "{kind}");
+        let holds = server.stats().paced_holds;
+        assert!(holds > 100, "{kind}: only {holds} packets were paced");
+        assert!(took >= Duration::from_millis(600), "{kind}: 1 MiB in {took:?} beats a 1.25 MB/s cap");
+    }
+}

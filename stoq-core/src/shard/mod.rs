@@ -50,6 +50,7 @@ pub(crate) struct ShardCounters {
     pub stateless_resets_sent: AtomicU64,
     pub undecodable: AtomicU64,
     pub unroutable: AtomicU64,
+    pub paced_holds: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -600,7 +601,7 @@ impl Shard {
     /// handed over with its departure time). False if the socket filled up
     /// first.
     fn flush_conn(&mut self, idx: usize) -> bool {
-        let now = Instant::now();
+        let mut now = Instant::now();
         let kernel_pacing = self.kernel_pacing;
         let mut burst = 0;
         loop {
@@ -615,8 +616,9 @@ impl Shard {
                 return true;
             } else {
                 match c.q.send(slot) {
-                    Ok((n, info)) if !kernel_pacing && info.at > now + PACING_GRANULARITY => {
+                    Ok((n, info)) if !kernel_pacing && early(info.at, &mut now) => {
                         c.paced.hold(&slot[..n], info);
+                        bump(&self.counters.paced_holds);
                         return true;
                     }
                     Ok(sent) => sent,
@@ -667,6 +669,17 @@ impl Shard {
             self.reset_routes.remove(&t);
         }
     }
+}
+
+/// True if `at` is more than the pacing granularity away, re-reading the
+/// clock before saying so: a long flush must not mistake the present for
+/// the future.
+fn early(at: Instant, now: &mut Instant) -> bool {
+    if at <= *now + PACING_GRANULARITY {
+        return false;
+    }
+    *now = Instant::now();
+    at > *now + PACING_GRANULARITY
 }
 
 fn mark_dirty(dirty: &mut Vec<usize>, c: &mut ConnState, idx: usize) {

@@ -99,9 +99,36 @@ pub struct ServerArgs {
     /// Largest UDP payload in bytes.
     #[arg(long, default_value_t = 1452)]
     pub max_payload: usize,
+    /// Congestion control for the server's sending side.
+    #[arg(long, value_enum, default_value_t = Cc::Cubic)]
+    pub cc: Cc,
+    /// Send as fast as the congestion window allows, without pacing.
+    #[arg(long)]
+    pub no_pacing: bool,
     /// Print one JSON line per finished stream on stdout.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Congestion controllers, as quiche implements them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Cc {
+    /// CUBIC (quiche 0.30 does not pace it: every packet is due at once).
+    Cubic,
+    /// NewReno (not paced either).
+    Reno,
+    /// BBRv2 (paced: packets carry departure times the shard honours).
+    Bbr2,
+}
+
+impl From<Cc> for stoq_core::CongestionControl {
+    fn from(c: Cc) -> Self {
+        match c {
+            Cc::Cubic => Self::Cubic,
+            Cc::Reno => Self::Reno,
+            Cc::Bbr2 => Self::Bbr2,
+        }
+    }
 }
 
 /// `stoq-perf client` options.
@@ -254,6 +281,8 @@ fn server(a: &ServerArgs) -> ExitCode {
     let mut cfg = ServerConfig::new(tls);
     cfg.endpoint.backend = backend;
     cfg.endpoint.transport.max_udp_payload = a.max_payload;
+    cfg.endpoint.transport.congestion_control = a.cc.into();
+    cfg.endpoint.transport.pacing = !a.no_pacing;
     let endpoint = match Endpoint::server(a.listen, cfg) {
         Ok(e) => e,
         Err(e) => return fail(&e),
