@@ -41,6 +41,9 @@ pub enum Command {
         /// Streams per perf transfer.
         #[arg(long, default_value_t = 4)]
         streams: usize,
+        /// Packet backend (portable, linux-batch, io_uring).
+        #[arg(long, default_value = "portable")]
+        backend: String,
         /// Print the measurements as JSON on stdout.
         #[arg(long)]
         json: bool,
@@ -57,12 +60,19 @@ pub fn run(cli: Cli) -> ExitCode {
                 ExitCode::from(EXIT_USAGE)
             }
         },
-        Command::Demo { bytes, streams, json } => {
+        Command::Demo { bytes, streams, backend, json } => {
             if streams == 0 {
                 eprintln!("stoq-node: --streams must be at least 1");
                 return ExitCode::from(EXIT_USAGE);
             }
-            match run_demo(&DemoOptions { bytes, streams, ..DemoOptions::default() }) {
+            let backend = match parse_backend(&backend) {
+                Ok(b) => b,
+                Err(e) => {
+                    eprintln!("stoq-node: {e}");
+                    return ExitCode::from(EXIT_USAGE);
+                }
+            };
+            match run_demo(&DemoOptions { bytes, streams, backend, ..DemoOptions::default() }) {
                 Ok(r) => {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::Serialize;
-use stoq_core::io::IoCapabilities;
+use stoq_core::io::{BackendKind, IoCapabilities};
 use stoq_core::{ClientConfig, DevPki, Endpoint, ServerConfig};
 use stoq_perf::Report;
 use stoq_perf::client::{Amount, ClientError, ClientOptions, Mode, Output, run_client_on};
@@ -25,11 +25,13 @@ pub struct DemoOptions {
     pub streams: usize,
     /// Bytes for the echo round trip.
     pub echo_bytes: usize,
+    /// Packet backend of both endpoints.
+    pub backend: BackendKind,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { bytes: 256 << 20, streams: 4, echo_bytes: 64 << 10 }
+        Self { bytes: 256 << 20, streams: 4, echo_bytes: 64 << 10, backend: BackendKind::default() }
     }
 }
 
@@ -91,8 +93,9 @@ pub enum DemoError {
 /// Runs the demo and returns its measurements.
 pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pki = DevPki::generate(&["localhost", "127.0.0.1"])?;
-    let server =
-        Endpoint::server("127.0.0.1:0".parse().expect("literal address"), ServerConfig::new(pki.server_tls()))?;
+    let mut cfg = ServerConfig::new(pki.server_tls());
+    cfg.endpoint.backend = opts.backend;
+    let server = Endpoint::server("127.0.0.1:0".parse().expect("literal address"), cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ep, st) = (server.clone(), stop.clone());
     let serving = std::thread::spawn(move || serve(&ep, &st));
@@ -104,7 +107,8 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
 }
 
 fn demo_with_server(server: &Endpoint, pki: &DevPki, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
-    let cfg = ClientConfig::new(pki.client_tls());
+    let mut cfg = ClientConfig::new(pki.client_tls());
+    cfg.endpoint.backend = opts.backend;
     let max_payload = cfg.endpoint.transport.max_udp_payload;
     let client = Endpoint::client("127.0.0.1:0".parse().expect("literal address"), cfg)?;
     let peer = server.local_addr();

@@ -16,7 +16,7 @@
 //! ```
 //! use stoq_node::demo::{DemoOptions, run_demo};
 //!
-//! let report = run_demo(&DemoOptions { bytes: 1 << 20, streams: 2, echo_bytes: 4096 }).unwrap();
+//! let report = run_demo(&DemoOptions { bytes: 1 << 20, streams: 2, echo_bytes: 4096, ..DemoOptions::default() }).unwrap();
 //! assert_eq!(report.download.bytes, 1 << 20);
 //! assert_eq!(report.upload.bytes, 1 << 20);
 //! println!("{}", report.summary());

@@ -5,6 +5,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
 use stoq_core::{ClientConfig, Connection, DevPki, Endpoint};
+use stoq_core::io::BackendKind;
 use stoq_node::demo::{DemoOptions, echo_round_trip, run_demo};
 use stoq_node::serve::{serve, start_server};
 use stoq_perf::pattern::fill;
@@ -62,7 +63,7 @@ impl Drop for Node {
 
 #[test]
 fn demo_moves_and_verifies_the_requested_bytes() {
-    let opts = DemoOptions { bytes: 4 << 20, streams: 3, echo_bytes: 32 << 10 };
+    let opts = DemoOptions { bytes: 4 << 20, streams: 3, echo_bytes: 32 << 10, ..DemoOptions::default() };
     let r = run_demo(&opts).expect("demo succeeds");
     assert_eq!(r.download.bytes_download, 4 << 20);
     assert_eq!(r.download.bytes_upload, 0);
@@ -73,6 +74,16 @@ fn demo_moves_and_verifies_the_requested_bytes() {
     assert_eq!(r.echo_bytes, 32 << 10);
     let text = r.summary();
     assert!(text.contains("not a hardware probe") && text.contains("Gbit/s"), "{text}");
+}
+
+#[test]
+fn demo_runs_on_the_linux_backends() {
+    for backend in [BackendKind::LinuxBatch, BackendKind::IoUring] {
+        let opts = DemoOptions { bytes: 2 << 20, streams: 2, echo_bytes: 1 << 10, backend };
+        let r = run_demo(&opts).unwrap_or_else(|e| panic!("{backend}: {e}"));
+        assert_eq!((r.download.bytes_download, r.upload.bytes_upload), (2 << 20, 2 << 20), "{backend}");
+        assert_eq!(r.backend, backend.name());
+    }
 }
 
 #[test]
