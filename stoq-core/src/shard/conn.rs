@@ -154,10 +154,9 @@ impl ConnState {
         just_established
     }
 
-    /// Feeds streams that quiche reports writable (or stopped by the peer).
-    /// quiche refreshes its send capacity only in `send()`, so the shard
-    /// calls this again after flushing; returns whether any stream was
-    /// reported.
+    /// Feeds streams that quiche reports writable (or stopped by the peer);
+    /// returns whether any stream was reported. The shard calls it again
+    /// after flushing, as sending can free capacity for more stream data.
     pub(super) fn service_writable(&mut self) -> bool {
         let mut any = false;
         while let Some(id) = self.q.stream_writable_next() {
@@ -542,5 +541,120 @@ mod paced_tests {
         let (n, got) = p.take_due(at, &mut slot).expect("due");
         assert_eq!((&slot[..n], got.at), (&b"packet"[..], at));
         assert!(!p.is_holding() && p.due().is_none());
+    }
+}
+
+#[cfg(test)]
+mod fin_tests {
+    //! The shard's side of a stream end, against a real quiche peer joined
+    //! in memory, with packet delivery ordered by hand.
+
+    use super::*;
+    use crate::config::{ClientConfig, ServerConfig};
+    use crate::io::Wake;
+    use crate::tls::DevPki;
+
+    struct NoWake;
+    impl Wake for NoWake {
+        fn wake(&self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+
+    /// Moves every packet `from` has to send into `to`.
+    fn pump(from: &mut quiche::Connection, to: &mut quiche::Connection) -> usize {
+        deliver(drain(from), to)
+    }
+
+    fn deliver(pkts: Vec<(Vec<u8>, quiche::SendInfo)>, to: &mut quiche::Connection) -> usize {
+        let n = pkts.len();
+        for (mut pkt, info) in pkts {
+            let _ = to.recv(&mut pkt, quiche::RecvInfo { from: info.from, to: info.to });
+        }
+        n
+    }
+
+    /// Every packet `from` has to send now, not delivered.
+    fn drain(from: &mut quiche::Connection) -> Vec<(Vec<u8>, quiche::SendInfo)> {
+        let mut out = Vec::new();
+        let mut buf = [0u8; 1500];
+        while let Ok((len, info)) = from.send(&mut buf) {
+            out.push((buf[..len].to_vec(), info));
+        }
+        out
+    }
+
+    /// A client quiche connection and a server `ConnState`, handshake done.
+    fn connected() -> (quiche::Connection, ConnState, DevPki) {
+        let pki = DevPki::generate(&["localhost"]).expect("dev PKI");
+        let server_cfg = ServerConfig::new(pki.server_tls());
+        let client_cfg = ClientConfig::new(pki.client_tls());
+        let mut scfg = server_cfg.endpoint.quiche_config(Some(&server_cfg.tls), None).unwrap();
+        let mut ccfg = client_cfg.endpoint.quiche_config(None, Some(&client_cfg.tls)).unwrap();
+        let (caddr, saddr): (SocketAddr, SocketAddr) = ("127.0.0.1:1".parse().unwrap(), "127.0.0.1:2".parse().unwrap());
+        let (ccid, scid) = ([1u8; 16], [2u8; 16]);
+        let mut client =
+            quiche::connect(Some("localhost"), &quiche::ConnectionId::from_ref(&ccid), caddr, saddr, &mut ccfg)
+                .unwrap();
+        let mut server = quiche::accept(&quiche::ConnectionId::from_ref(&scid), None, saddr, caddr, &mut scfg).unwrap();
+        while !(client.is_established() && server.is_established()) {
+            let moved = pump(&mut client, &mut server) + pump(&mut server, &mut client);
+            assert!(moved > 0, "handshake stalled");
+        }
+        let (commands, _) = unbounded();
+        let shard = ShardHandle { commands, waker: Arc::new(NoWake) };
+        let key = ConnKey { index: 0, serial: 1 };
+        let server = ConnState::new(key, server, shard, (caddr, saddr), true, 1 << 20, 1, [16, 16]);
+        (client, server, pki)
+    }
+
+    /// Reads what the client's stream holds: (bytes, fin seen).
+    fn client_read(client: &mut quiche::Connection, id: u64) -> (Vec<u8>, bool) {
+        let (mut out, mut fin, mut buf) = (Vec::new(), false, [0u8; 4096]);
+        while let Ok((n, f)) = client.stream_recv(id, &mut buf) {
+            out.extend_from_slice(&buf[..n]);
+            fin |= f;
+        }
+        (out, fin)
+    }
+
+    /// An echo stream whose FIN is requested after its data was flushed, and
+    /// whose data the peer acknowledges before the shard next sends: the
+    /// zero-length FIN must still reach the peer. (quiche 0.30 counted the
+    /// stream complete once its bytes were acknowledged, and freed it with
+    /// the FIN still queued: the peer waited for the end until the idle
+    /// timeout.)
+    #[test]
+    fn a_fin_requested_after_the_data_survives_an_ack_that_arrives_first() {
+        let (mut client, mut server, _pki) = connected();
+        let mut scratch = vec![0u8; 65_536];
+        client.stream_send(0, b"ping", true).unwrap();
+        pump(&mut client, &mut server.q);
+        server.service(&mut scratch, None);
+        let s = server.shared.incoming_bi.try_recv().expect("stream handed over");
+        {
+            let mut st = s.lock();
+            assert!(st.recv_fin && st.recv[..] == b"ping"[..]);
+            st.accepted = true;
+        }
+        server.on_accepted(0);
+
+        // The application writes its reply; the shard flushes it.
+        s.lock().send.extend_from_slice(b"pong");
+        server.on_stream_command(0);
+        pump(&mut server.q, &mut client);
+        assert_eq!(client_read(&mut client, 0), (b"pong".to_vec(), false));
+        let acks = drain(&mut client);
+        assert!(!acks.is_empty(), "the client acknowledges the reply");
+
+        // Then it finishes; the shard hands quiche a zero-length FIN but
+        // receives the acknowledgement before its next send.
+        s.lock().fin_requested = true;
+        server.on_stream_command(0);
+        assert!(s.lock().fin_sent);
+        deliver(acks, &mut server.q);
+        server.service(&mut scratch, None);
+        pump(&mut server.q, &mut client);
+        assert_eq!(client_read(&mut client, 0), (Vec::new(), true), "the client sees the end of the stream");
     }
 }
