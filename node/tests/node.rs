@@ -4,8 +4,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
-use stoq_core::{ClientConfig, Connection, DevPki, Endpoint};
 use stoq_core::io::BackendKind;
+use stoq_core::{ClientConfig, Connection, DevPki, Endpoint};
 use stoq_node::demo::{DemoOptions, echo_round_trip, run_demo};
 use stoq_node::serve::{serve, start_server};
 use stoq_perf::pattern::fill;

@@ -1,10 +1,18 @@
 //! The packet I/O boundary: batched receive and send of UDP datagrams.
 //!
 //! A shard drives exactly one [`PacketIo`]. Backends differ in how they reach
-//! the wire (mio readiness here; `sendmmsg`/GSO, io_uring and AF_XDP later)
-//! but all move *batches* and state what they can do as plain data in
-//! [`IoCapabilities`], so the shard can size GSO sends and split GRO buffers
-//! without knowing which backend it has.
+//! the wire but all move *batches* and state what they can do as plain data
+//! in [`IoCapabilities`], so the shard can size GSO sends and split GRO
+//! buffers without knowing which backend it has:
+//!
+//! | [`BackendKind`] | how | where |
+//! | --- | --- | --- |
+//! | `portable` | mio readiness, one system call per datagram | any Unix, unprivileged |
+//! | `linux-batch` | `sendmmsg`/`recvmmsg`, UDP GSO/GRO, ECN, packet info, `SO_TXTIME` ([`linux`]) | Linux 4.18+ |
+//! | `io_uring` | multishot receive into a provided-buffer ring, linked `sendmsg` chains ([`linux`]) | Linux 6.0+, io_uring allowed |
+//!
+//! Each is selected by name and fails to open with a [`BackendError`] that
+//! says why and what to use instead; nothing falls back silently.
 
 mod batch;
 #[cfg(target_os = "linux")]
