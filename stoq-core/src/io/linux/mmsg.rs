@@ -21,25 +21,17 @@ use std::time::Duration;
 
 use mio::net::UdpSocket;
 
-use super::cmsg;
 use super::plan::{Failure, SendPlan};
 use super::socket;
 use super::sys::{self, MsgHeaders, NAME_LEN};
+use super::{BATCH, cmsg};
 use crate::io::udp::{Readiness, bind_udp};
 use crate::io::{
     BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
 };
 
-/// Messages per `recvmmsg`/`sendmmsg`.
-pub const BATCH: usize = 32;
-/// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
-pub const MAX_SEGMENTS: usize = 64;
 // One control buffer per message serves both ways.
 const _: () = assert!(cmsg::SEND_SPACE <= cmsg::RECV_SPACE);
-
-/// A receive slot holds the largest GRO super-buffer (64 KiB), so nothing
-/// is truncated.
-const RX_SLOT: usize = 65_535;
 
 /// `sendmmsg`/`recvmmsg` backend with UDP GSO/GRO.
 pub struct LinuxBatchIo {
@@ -88,17 +80,7 @@ impl PacketIo for LinuxBatchIo {
     }
 
     fn capabilities(&self) -> IoCapabilities {
-        IoCapabilities {
-            max_gso_segments: if self.plan.gso { MAX_SEGMENTS } else { 1 },
-            gro: self.gro,
-            ecn: true,
-            kernel_pacing: self.plan.kernel_pacing(),
-            rx_batch: BATCH,
-            tx_batch: BATCH,
-            rx_slot_size: RX_SLOT,
-            recv_buffer: self.buffers.0,
-            send_buffer: self.buffers.1,
-        }
+        super::capabilities(&self.plan, self.gro, self.buffers)
     }
 
     fn local_addr(&self) -> SocketAddr {
@@ -199,66 +181,16 @@ impl PacketIo for LinuxBatchIo {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::io::linux::testing::{datagram, drain as drain_for, exchange};
+
+    fn drain(rx: &mut LinuxBatchIo, want: usize, sizes: impl Fn(u32) -> usize) -> (Vec<u32>, Vec<RxMeta>) {
+        drain_for(rx, want, Duration::from_secs(2), sizes)
+    }
 
     fn open(addr: &str) -> (LinuxBatchIo, Arc<IoCounters>) {
         let counters = Arc::new(IoCounters::default());
         let io = LinuxBatchIo::bind(addr.parse().unwrap(), &SocketOptions::default(), counters.clone()).unwrap();
         (io, counters)
-    }
-
-    /// Datagram `seq` of `len` bytes: the sequence number, then a fill byte.
-    fn datagram(seq: u32, len: usize, out: &mut [u8]) {
-        out[..4].copy_from_slice(&seq.to_be_bytes());
-        out[4..len].fill(seq as u8);
-    }
-
-    /// Receives until `want` datagrams arrived (or two seconds pass) and
-    /// returns (their sequence numbers in arrival order, metas seen).
-    fn drain(rx: &mut LinuxBatchIo, want: usize, sizes: impl Fn(u32) -> usize) -> (Vec<u32>, Vec<RxMeta>) {
-        let mut batch = RxBatch::new(BATCH, RX_SLOT);
-        let (mut seqs, mut metas) = (Vec::new(), Vec::new());
-        let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        while seqs.len() < want && std::time::Instant::now() < deadline {
-            batch.clear();
-            if rx.recv(&mut batch).unwrap() == 0 {
-                rx.wait(Some(Duration::from_millis(50)), false).unwrap();
-                continue;
-            }
-            for i in 0..batch.len() {
-                let (buf, meta) = batch.get_mut(i);
-                metas.push(meta);
-                for d in buf.chunks(meta.segment_size) {
-                    let seq = u32::from_be_bytes(d[..4].try_into().unwrap());
-                    assert_eq!(d.len(), sizes(seq), "datagram {seq} length");
-                    assert!(d[4..].iter().all(|&b| b == seq as u8), "datagram {seq} bytes");
-                    seqs.push(seq);
-                }
-            }
-        }
-        (seqs, metas)
-    }
-
-    /// Sends `n` datagrams in GSO-coalesced batches, each batch followed by
-    /// draining the receiver so the socket buffer never overflows.
-    fn exchange(tx: &mut LinuxBatchIo, rx: &mut LinuxBatchIo, n: u32, size: impl Fn(u32) -> usize + Copy) -> Vec<u32> {
-        let dst = rx.local_addr();
-        let mut batch = TxBatch::new(BATCH, MAX_SEGMENTS, 1452);
-        let mut got = Vec::new();
-        let mut seq = 0;
-        while seq < n {
-            let first = seq;
-            while seq < n && !batch.is_full() {
-                let len = size(seq);
-                datagram(seq, len, batch.slot_mut());
-                batch.commit(len, dst, tx.local_addr());
-                seq += 1;
-            }
-            while !tx.send(&mut batch).unwrap() {
-                tx.wait(Some(Duration::from_millis(10)), true).unwrap();
-            }
-            got.extend(drain(rx, (seq - first) as usize, size).0);
-        }
-        got
     }
 
     #[test]

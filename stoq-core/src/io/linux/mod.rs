@@ -10,7 +10,36 @@ mod mmsg;
 mod plan;
 mod socket;
 pub(crate) mod sys;
+#[cfg(test)]
+mod testing;
 mod uring;
 
 pub use mmsg::LinuxBatchIo;
+
+use crate::io::IoCapabilities;
+use plan::SendPlan;
+
+/// Messages per `recvmmsg`/`sendmmsg` call or io_uring submission.
+pub const BATCH: usize = 32;
+/// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
+pub const MAX_SEGMENTS: usize = 64;
+/// A receive slot holds the largest GRO super-buffer (64 KiB), so nothing
+/// is truncated.
+const RX_SLOT: usize = 65_535;
+
+/// What a Linux socket backend can do, from what its socket turned out to
+/// support.
+fn capabilities(plan: &SendPlan, gro: bool, (recv_buffer, send_buffer): (usize, usize)) -> IoCapabilities {
+    IoCapabilities {
+        max_gso_segments: if plan.gso { MAX_SEGMENTS } else { 1 },
+        gro,
+        ecn: true,
+        kernel_pacing: plan.kernel_pacing(),
+        rx_batch: BATCH,
+        tx_batch: BATCH,
+        rx_slot_size: RX_SLOT,
+        recv_buffer,
+        send_buffer,
+    }
+}
 pub use uring::UringIo;

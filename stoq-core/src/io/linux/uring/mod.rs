@@ -52,21 +52,14 @@ use io_uring::types::{CancelBuilder, Fd, RecvMsgOut, SubmitArgs, Timespec};
 use io_uring::{IoUring, Probe, cqueue, opcode, squeue};
 
 use self::mem::{BufRing, EventFd, RawMem, RecvHeader, SendMsgs};
-use super::cmsg;
 use super::plan::SendPlan;
 use super::socket;
 use super::sys::{self, NAME_LEN};
+use super::{BATCH, RX_SLOT, cmsg};
 use crate::io::udp::bind_udp;
 use crate::io::{
     BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
 };
-
-/// Receive slots per [`RxBatch`] and send messages per submission.
-pub const BATCH: usize = 32;
-/// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
-pub const MAX_SEGMENTS: usize = 64;
-/// A receive slot holds the largest GRO super-buffer (64 KiB).
-const RX_SLOT: usize = 65_535;
 
 /// Provided receive buffers. Each holds one datagram or one GRO
 /// super-buffer; between two `recv` calls the kernel can fill this many.
@@ -395,17 +388,7 @@ impl PacketIo for UringIo {
     }
 
     fn capabilities(&self) -> IoCapabilities {
-        IoCapabilities {
-            max_gso_segments: if self.plan.gso { MAX_SEGMENTS } else { 1 },
-            gro: self.gro,
-            ecn: true,
-            kernel_pacing: self.plan.kernel_pacing(),
-            rx_batch: BATCH,
-            tx_batch: BATCH,
-            rx_slot_size: RX_SLOT,
-            recv_buffer: self.buffers.0,
-            send_buffer: self.buffers.1,
-        }
+        super::capabilities(&self.plan, self.gro, self.buffers)
     }
 
     fn local_addr(&self) -> SocketAddr {

@@ -2,6 +2,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::*;
+use crate::io::linux::testing::{datagram, drain, exchange};
 
 fn open_with(addr: &str, depth: u16) -> (UringIo, Arc<IoCounters>) {
     let counters = Arc::new(IoCounters::default());
@@ -16,62 +17,6 @@ fn open(addr: &str) -> (UringIo, Arc<IoCounters>) {
 
 fn load(c: &AtomicU64) -> u64 {
     c.load(Ordering::Relaxed)
-}
-
-/// Datagram `seq` of `len` bytes: the sequence number, then a fill byte.
-fn datagram(seq: u32, len: usize, out: &mut [u8]) {
-    out[..4].copy_from_slice(&seq.to_be_bytes());
-    out[4..len].fill(seq as u8);
-}
-
-/// Receives until `want` datagrams arrived (or `patience` passes without
-/// any) and returns (their sequence numbers in arrival order, metas seen).
-fn drain(rx: &mut UringIo, want: usize, patience: Duration, sizes: impl Fn(u32) -> usize) -> (Vec<u32>, Vec<RxMeta>) {
-    let mut batch = RxBatch::new(BATCH, RX_SLOT);
-    let (mut seqs, mut metas) = (Vec::new(), Vec::new());
-    let mut deadline = Instant::now() + patience;
-    while seqs.len() < want && Instant::now() < deadline {
-        batch.clear();
-        if rx.recv(&mut batch).unwrap() == 0 {
-            rx.wait(Some(Duration::from_millis(20)), false).unwrap();
-            continue;
-        }
-        deadline = Instant::now() + patience;
-        for i in 0..batch.len() {
-            let (buf, meta) = batch.get_mut(i);
-            metas.push(meta);
-            for d in buf.chunks(meta.segment_size) {
-                let seq = u32::from_be_bytes(d[..4].try_into().unwrap());
-                assert_eq!(d.len(), sizes(seq), "datagram {seq} length");
-                assert!(d[4..].iter().all(|&b| b == seq as u8), "datagram {seq} bytes");
-                seqs.push(seq);
-            }
-        }
-    }
-    (seqs, metas)
-}
-
-/// Sends `n` datagrams in GSO-coalesced batches, each batch followed by
-/// draining the receiver so its socket buffer never overflows.
-fn exchange(tx: &mut UringIo, rx: &mut UringIo, n: u32, size: impl Fn(u32) -> usize + Copy) -> Vec<u32> {
-    let dst = rx.local_addr();
-    let mut batch = TxBatch::new(BATCH, MAX_SEGMENTS, 1452);
-    let mut got = Vec::new();
-    let mut seq = 0;
-    while seq < n {
-        let first = seq;
-        while seq < n && !batch.is_full() {
-            let len = size(seq);
-            datagram(seq, len, batch.slot_mut());
-            batch.commit(len, dst, tx.local_addr());
-            seq += 1;
-        }
-        while !tx.send(&mut batch).unwrap() {
-            tx.wait(Some(Duration::from_millis(10)), true).unwrap();
-        }
-        got.extend(drain(rx, (seq - first) as usize, Duration::from_secs(2), size).0);
-    }
-    got
 }
 
 #[test]
