@@ -8,7 +8,7 @@ use std::time::Instant;
 use quinn::{Connection, RecvStream, SendStream, WriteError};
 use serde::Serialize;
 use stoq_perf::cpu::CpuTime;
-use stoq_perf::pattern::{Generator, Mismatch, Verifier, mix64};
+use stoq_perf::pattern::{Generator, Mismatch, Verifier};
 use stoq_perf::protocol::{Direction, PerfResult, RESULT_LEN, Request, Status, TAG_PERF};
 use stoq_perf::report::{fmt_per_cpu, gbps};
 
@@ -139,12 +139,6 @@ impl Outcome {
     }
 }
 
-/// A pattern key that differs between runs.
-fn seed() -> u64 {
-    let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
-    mix64(now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32))
-}
-
 /// Connects to `server` and moves `bytes` payload bytes in `mode` over one
 /// stream, verifying them.
 pub async fn run_client(
@@ -163,7 +157,7 @@ pub async fn run_client(
 pub async fn transfer(conn: &Connection, mode: Mode, bytes: u64) -> Result<Outcome, ClientError> {
     let (cpu0, start, stats0) = (CpuTime::now(), Instant::now(), conn.stats());
     let (mut send, recv) = conn.open_bi().await?;
-    let req = Request { direction: mode.direction(), length: Some(bytes), seed: seed() };
+    let req = Request { direction: mode.direction(), length: Some(bytes), seed: stoq_perf::client::stream_seed(0) };
     let mut hello = [0u8; 24];
     hello[..4].copy_from_slice(&TAG_PERF);
     hello[4..].copy_from_slice(&req.encode());

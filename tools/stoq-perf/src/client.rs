@@ -416,7 +416,7 @@ impl Counters {
 }
 
 /// A different pattern key for every stream of every run.
-fn stream_seed(i: usize) -> u64 {
+pub fn stream_seed(i: usize) -> u64 {
     let now = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
     let base = mix64(now.as_nanos() as u64 ^ (u64::from(std::process::id()) << 32));
     mix64(base.wrapping_add(i as u64))
