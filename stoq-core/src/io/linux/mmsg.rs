@@ -181,77 +181,13 @@ impl PacketIo for LinuxBatchIo {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::io::linux::testing::{datagram, drain as drain_for, exchange};
 
-    fn drain(rx: &mut LinuxBatchIo, want: usize, sizes: impl Fn(u32) -> usize) -> (Vec<u32>, Vec<RxMeta>) {
-        drain_for(rx, want, Duration::from_secs(2), sizes)
-    }
-
-    fn open(addr: &str) -> (LinuxBatchIo, Arc<IoCounters>) {
+    fn open(addr: &str) -> (Box<dyn PacketIo>, Arc<IoCounters>, RawFd) {
         let counters = Arc::new(IoCounters::default());
         let io = LinuxBatchIo::bind(addr.parse().unwrap(), &SocketOptions::default(), counters.clone()).unwrap();
-        (io, counters)
+        let fd = io.fd;
+        (Box::new(io), counters, fd)
     }
 
-    #[test]
-    fn gso_and_gro_carry_every_datagram_exactly_once() {
-        let (mut tx, tc) = open("127.0.0.1:0");
-        let (mut rx, rc) = open("127.0.0.1:0");
-        assert!(tx.capabilities().max_gso_segments > 1, "this kernel has UDP GSO (4.18+)");
-        // Runs of equal sizes (GSO) broken by short tails and size changes.
-        let size = |s: u32| if s % 17 == 16 { 100 + (s as usize % 900) } else { 1452 };
-        let got = exchange(&mut tx, &mut rx, 20_000, size);
-        assert_eq!(got, (0..20_000).collect::<Vec<_>>(), "in order, none lost or repeated");
-        let (t, r) = (&tc, &rc);
-        let load = |c: &std::sync::atomic::AtomicU64| c.load(std::sync::atomic::Ordering::Relaxed);
-        assert_eq!((load(&t.tx_datagrams), load(&r.rx_datagrams)), (20_000, 20_000));
-        assert!(load(&t.tx_syscalls) * 20 < 20_000, "GSO + sendmmsg: {} send calls", load(&t.tx_syscalls));
-        assert_eq!(load(&t.gso_fallbacks), 0);
-    }
-
-    #[test]
-    fn a_refused_gso_send_falls_back_without_losing_datagrams() {
-        let (mut tx, tc) = open("127.0.0.1:0");
-        let (mut rx, _) = open("127.0.0.1:0");
-        // With UDP checksums off the kernel refuses GSO sends (EINVAL), as a
-        // device without checksum offload does with EIO.
-        sys::setsockopt(tx.fd, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1 as libc::c_int).unwrap();
-        let got = exchange(&mut tx, &mut rx, 5_000, |_| 1200);
-        assert_eq!(got, (0..5_000).collect::<Vec<_>>());
-        assert_eq!(tc.gso_fallbacks.load(std::sync::atomic::Ordering::Relaxed), 1);
-        assert_eq!(tx.capabilities().max_gso_segments, 1, "GSO stays off on this socket");
-    }
-
-    #[test]
-    fn ecn_and_destination_address_are_reported() {
-        let (mut tx, _) = open("127.0.0.1:0");
-        let (mut rx, rc) = open("0.0.0.0:0");
-        let dst = SocketAddr::new([127, 0, 0, 1].into(), rx.local_addr().port());
-        let mut batch = TxBatch::new(4, 1, 1452);
-        for (seq, ecn) in [(0u32, 0b10u8), (1, 0b11)] {
-            datagram(seq, 64, batch.slot_mut());
-            batch.commit_with(64, dst, tx.local_addr(), None, ecn);
-        }
-        assert!(tx.send(&mut batch).unwrap());
-        let (seqs, metas) = drain(&mut rx, 2, |_| 64);
-        assert_eq!(seqs, [0, 1]);
-        assert_eq!(metas.iter().map(|m| m.ecn).collect::<Vec<_>>(), [0b10, 0b11]);
-        // Bound to 0.0.0.0, yet the exact destination is known.
-        assert!(metas.iter().all(|m| m.dst == dst && m.src == tx.local_addr()), "{metas:?}");
-        assert_eq!(rc.rx_ecn_ce.load(std::sync::atomic::Ordering::Relaxed), 1);
-    }
-
-    #[test]
-    fn a_wildcard_socket_sends_from_the_address_it_is_told() {
-        // Replies name their source with IP_PKTINFO: 127.0.0.2 is on loopback.
-        let (mut tx, _) = open("0.0.0.0:0");
-        let (mut rx, _) = open("127.0.0.1:0");
-        let src = SocketAddr::new([127, 0, 0, 2].into(), tx.local_addr().port());
-        let mut batch = TxBatch::new(4, 1, 1452);
-        datagram(7, 100, batch.slot_mut());
-        batch.commit(100, rx.local_addr(), src);
-        assert!(tx.send(&mut batch).unwrap());
-        let (_, metas) = drain(&mut rx, 1, |_| 100);
-        assert_eq!(metas[0].src, src);
-    }
+    crate::io::linux::testing::backend_tests!(open);
 }

@@ -2,7 +2,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
 use super::*;
-use crate::io::linux::testing::{datagram, drain, exchange};
+use crate::io::linux::testing::{datagram, drain};
 
 fn open_with(addr: &str, depth: u16) -> (UringIo, Arc<IoCounters>) {
     let counters = Arc::new(IoCounters::default());
@@ -15,23 +15,16 @@ fn open(addr: &str) -> (UringIo, Arc<IoCounters>) {
     open_with(addr, RING_DEPTH)
 }
 
-fn load(c: &AtomicU64) -> u64 {
-    c.load(Ordering::Relaxed)
+fn open_boxed(addr: &str) -> (Box<dyn PacketIo>, Arc<IoCounters>, RawFd) {
+    let (io, counters) = open(addr);
+    let fd = io.fd;
+    (Box::new(io), counters, fd)
 }
 
-#[test]
-fn gso_and_gro_carry_every_datagram_exactly_once() {
-    let (mut tx, tc) = open("127.0.0.1:0");
-    let (mut rx, rc) = open("127.0.0.1:0");
-    assert!(tx.capabilities().max_gso_segments > 1, "this kernel has UDP GSO (4.18+)");
-    // Runs of equal sizes (GSO) broken by short tails and size changes.
-    let size = |s: u32| if s % 17 == 16 { 100 + (s as usize % 900) } else { 1452 };
-    let got = exchange(&mut tx, &mut rx, 20_000, size);
-    assert_eq!(got, (0..20_000).collect::<Vec<_>>(), "in order, none lost or repeated");
-    assert_eq!((load(&tc.tx_datagrams), load(&rc.rx_datagrams)), (20_000, 20_000));
-    assert_eq!(load(&tc.tx_errors) + load(&rc.rx_errors), 0);
-    assert!(load(&tc.tx_syscalls) * 20 < 20_000, "GSO + one enter per batch: {} send calls", load(&tc.tx_syscalls));
-    assert_eq!(load(&tc.gso_fallbacks), 0);
+crate::io::linux::testing::backend_tests!(open_boxed);
+
+fn load(c: &AtomicU64) -> u64 {
+    c.load(Ordering::Relaxed)
 }
 
 #[test]
@@ -85,71 +78,6 @@ fn a_wake_from_another_thread_ends_a_wait_without_timeout() {
     let start = Instant::now();
     io.wait(Some(Duration::from_millis(30)), false).unwrap();
     assert!(start.elapsed() >= Duration::from_millis(25), "{:?}", start.elapsed());
-}
-
-#[test]
-fn a_refused_gso_send_falls_back_without_losing_datagrams() {
-    let (mut tx, tc) = open("127.0.0.1:0");
-    let (mut rx, _) = open("127.0.0.1:0");
-    // With UDP checksums off the kernel refuses GSO sends (EINVAL), as a
-    // device without checksum offload does with EIO.
-    sys::setsockopt(tx.fd, libc::SOL_SOCKET, libc::SO_NO_CHECK, 1 as libc::c_int).unwrap();
-    let got = exchange(&mut tx, &mut rx, 5_000, |_| 1200);
-    assert_eq!(got, (0..5_000).collect::<Vec<_>>());
-    assert_eq!(load(&tc.gso_fallbacks), 1);
-    assert_eq!(load(&tc.tx_datagrams), 5_000);
-    assert_eq!(tx.capabilities().max_gso_segments, 1, "GSO stays off on this socket");
-}
-
-#[test]
-fn ecn_and_destination_address_are_reported() {
-    let (mut tx, _) = open("127.0.0.1:0");
-    let (mut rx, rc) = open("0.0.0.0:0");
-    let dst = SocketAddr::new([127, 0, 0, 1].into(), rx.local_addr().port());
-    let mut batch = TxBatch::new(4, 1, 1452);
-    for (seq, ecn) in [(0u32, 0b10u8), (1, 0b11)] {
-        datagram(seq, 64, batch.slot_mut());
-        batch.commit_with(64, dst, tx.local_addr(), None, ecn);
-    }
-    assert!(tx.send(&mut batch).unwrap());
-    let (seqs, metas) = drain(&mut rx, 2, Duration::from_secs(2), |_| 64);
-    assert_eq!(seqs, [0, 1]);
-    assert_eq!(metas.iter().map(|m| m.ecn).collect::<Vec<_>>(), [0b10, 0b11]);
-    assert!(metas.iter().all(|m| m.dst == dst && m.src == tx.local_addr()), "{metas:?}");
-    assert_eq!(load(&rc.rx_ecn_ce), 1);
-}
-
-#[test]
-fn a_wildcard_socket_sends_from_the_address_it_is_told() {
-    let (mut tx, _) = open("0.0.0.0:0");
-    let (mut rx, _) = open("127.0.0.1:0");
-    let src = SocketAddr::new([127, 0, 0, 2].into(), tx.local_addr().port());
-    let mut batch = TxBatch::new(4, 1, 1452);
-    datagram(7, 100, batch.slot_mut());
-    batch.commit(100, rx.local_addr(), src);
-    assert!(tx.send(&mut batch).unwrap());
-    let (_, metas) = drain(&mut rx, 1, Duration::from_secs(2), |_| 100);
-    assert_eq!(metas[0].src, src);
-}
-
-#[test]
-fn a_send_to_an_unreachable_peer_is_dropped_and_the_rest_go_out() {
-    let (mut tx, tc) = open("127.0.0.1:0");
-    let (mut rx, _) = open("127.0.0.1:0");
-    let mut batch = TxBatch::new(4, 1, 1452);
-    // An IPv6 destination from an IPv4 socket fails (EAFNOSUPPORT), and the
-    // link chain cancels what follows; those must be resent, not lost.
-    datagram(0, 100, batch.slot_mut());
-    batch.commit(100, rx.local_addr(), tx.local_addr());
-    datagram(1, 100, batch.slot_mut());
-    batch.commit(100, "[::1]:9".parse().unwrap(), tx.local_addr());
-    datagram(2, 100, batch.slot_mut());
-    batch.commit(100, rx.local_addr(), tx.local_addr());
-    assert!(tx.send(&mut batch).unwrap());
-    assert!(batch.is_empty());
-    let (seqs, _) = drain(&mut rx, 2, Duration::from_secs(2), |_| 100);
-    assert_eq!(seqs, [0, 2]);
-    assert_eq!((load(&tc.tx_errors), load(&tc.tx_datagrams)), (1, 2));
 }
 
 #[test]
