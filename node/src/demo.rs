@@ -165,15 +165,19 @@ impl DemoReport {
         s += "STOQ node demo: server and client in this process over 127.0.0.1, TLS 1.3 with a generated dev CA\n";
         s += &format!("backend: {}\n", self.backend);
         s += &format!(
-            "  capabilities (properties of the backend code, not a hardware probe): GSO segments {}, GRO {}, ECN {}, kernel pacing {}, rx batch {}, tx batch {}\n",
+            "  capabilities (what the backend's socket accepted, not a hardware probe): GSO segments {}, GRO {}, ECN {}, \
+             kernel pacing {}, rx batch {}, tx batch {}, socket buffers {} KiB receive / {} KiB send\n",
             c.max_gso_segments,
             yes(c.gro),
             yes(c.ecn),
             yes(c.kernel_pacing),
             c.rx_batch,
-            c.tx_batch
+            c.tx_batch,
+            c.recv_buffer >> 10,
+            c.send_buffer >> 10
         );
-        s += "  hardware probing and tiers are not implemented yet: the portable backend is used as is\n";
+        s += "  hardware probing and tiers are not implemented yet: the backend is the one asked for \
+              (--backend; portable by default)\n";
         s += &format!("max UDP payload: {} bytes\n", self.max_payload);
         s += &format!("echo: {} bytes sent through ECHO came back identical\n", self.echo_bytes);
         for (name, r) in [("download", &self.download), ("upload", &self.upload)] {
