@@ -5,7 +5,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
-use bytes::Buf;
+use bytes::{Buf, Bytes};
 use crossbeam_channel::{RecvTimeoutError, bounded};
 
 use crate::error::{ConnectionError, DatagramError, ReadError, WriteError};
@@ -321,6 +321,29 @@ impl RecvStream {
                 st.recv.advance(n);
                 self.after_read(st);
                 return Ok(Some(n));
+            }
+            if let Some(e) = &st.recv_error {
+                return Err(e.clone());
+            }
+            if st.recv_fin {
+                return Ok(None);
+            }
+            st = self.stream.wait(st);
+        }
+    }
+
+    /// Takes up to `max` bytes of what has arrived without copying them,
+    /// blocking until data arrives. `Ok(None)` at the end of the stream.
+    /// Cheaper than [`read`](Self::read) for consumers that can work on
+    /// the returned buffer directly.
+    pub fn read_chunk(&mut self, max: usize) -> Result<Option<Bytes>, ReadError> {
+        let mut st = self.stream.lock();
+        loop {
+            if !st.recv.is_empty() {
+                let n = st.recv.len().min(max.max(1));
+                let chunk = st.recv.split_to(n).freeze();
+                self.after_read(st);
+                return Ok(Some(chunk));
             }
             if let Some(e) = &st.recv_error {
                 return Err(e.clone());

@@ -75,6 +75,8 @@ mod shared;
 mod tls;
 pub mod token;
 
+/// The owned byte buffer [`RecvStream::read_chunk`] returns.
+pub use bytes::Bytes;
 pub use config::{
     ALPN, ClientConfig, ConfigError, CongestionControl, EndpointConfig, ResetSecret, ServerConfig, TransportConfig,
 };

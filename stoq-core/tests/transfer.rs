@@ -325,3 +325,26 @@ fn a_peer_cannot_make_an_unaccepting_application_buffer_without_bound() {
     }
     writer.join().unwrap();
 }
+
+#[test]
+fn read_chunk_hands_over_the_stream_in_order_within_the_size_asked() {
+    let (server, client) = (server(), client());
+    let (c, s) = pair(&server, &client);
+    let data = pattern(99, 3 << 20);
+    let expected = data.clone();
+    let writer = thread::spawn(move || {
+        let mut send = s.open_uni().unwrap();
+        send.write_all(&data).unwrap();
+        send.finish().unwrap();
+        s
+    });
+    let mut recv = c.accept_uni().unwrap();
+    let mut got = Vec::new();
+    while let Some(chunk) = recv.read_chunk(10_000).unwrap() {
+        assert!(!chunk.is_empty() && chunk.len() <= 10_000, "chunk of {}", chunk.len());
+        got.extend_from_slice(&chunk);
+    }
+    assert_eq!(first_difference(&got, &expected), None);
+    assert_eq!(recv.read_chunk(10_000).unwrap(), None, "the end stays the end");
+    writer.join().unwrap();
+}

@@ -444,8 +444,8 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
                     }
                     return Err(ClientError::Aborted { stream: label });
                 }
-                let n = match recv.read(&mut buf) {
-                    Ok(Some(n)) => n,
+                let chunk = match recv.read_chunk(buf.len()) {
+                    Ok(Some(chunk)) => chunk,
                     Ok(None) => break,
                     // A timed run ends by closing the connection.
                     Err(ReadError::ConnectionLost(ConnectionError::LocallyClosed { .. }))
@@ -455,11 +455,12 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
                     }
                     Err(e) => return Err(read_err(e)),
                 };
+                let n = chunk.len();
                 if req.length.is_some_and(|l| v.verified() + n as u64 > l) {
                     let got = v.verified() + n as u64;
                     return Err(ClientError::Length { stream: label, got, want: req.length.unwrap_or(0) });
                 }
-                v.push(&buf[..n]).map_err(|mismatch| ClientError::Mismatch { stream: label, mismatch })?;
+                v.push(&chunk).map_err(|mismatch| ClientError::Mismatch { stream: label, mismatch })?;
                 c.down_verified.fetch_add(n as u64, Ordering::Relaxed);
             }
             match req.length {

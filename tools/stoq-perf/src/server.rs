@@ -183,11 +183,10 @@ pub fn handle_perf_stream(mut send: SendStream, mut recv: RecvStream) -> Result<
 
 fn verify_upload(send: &mut SendStream, mut recv: RecvStream, req: Request) -> Result<(u64, Status), PerfStreamError> {
     let mut v = Verifier::new(req.seed);
-    let mut buf = vec![0u8; CHUNK];
     let status = loop {
-        match recv.read(&mut buf) {
-            Ok(Some(n)) => {
-                let mut chunk = &buf[..n];
+        match recv.read_chunk(CHUNK) {
+            Ok(Some(data)) => {
+                let mut chunk = &data[..];
                 let room = req.length.map_or(u64::MAX, |l| l - v.verified());
                 let overrun = (chunk.len() as u64) > room;
                 if overrun {
