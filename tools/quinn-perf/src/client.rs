@@ -195,12 +195,13 @@ pub async fn transfer(conn: &Connection, mode: Mode, bytes: u64) -> Result<Outco
 /// Reads and verifies the download; returns the verified byte count.
 async fn download(mut recv: RecvStream, seed: u64, want: u64) -> Result<u64, ClientError> {
     let mut v = Verifier::new(seed);
-    let mut buf = vec![0u8; CHUNK];
-    while let Some(n) = recv.read(&mut buf).await? {
+    // Chunks straight from quinn's buffers, as stoq-perf reads STOQ's.
+    while let Some(chunk) = recv.read_chunk(CHUNK, true).await? {
+        let n = chunk.bytes.len();
         if v.verified() + n as u64 > want {
             return Err(ClientError::Length { got: v.verified() + n as u64, want });
         }
-        v.push(&buf[..n]).map_err(ClientError::Mismatch)?;
+        v.push(&chunk.bytes).map_err(ClientError::Mismatch)?;
     }
     if v.verified() != want {
         return Err(ClientError::Length { got: v.verified(), want });

@@ -102,13 +102,13 @@ async fn verify_upload(
     req: Request,
 ) -> Result<(Status, u64), StreamError> {
     let mut v = Verifier::new(req.seed);
-    let mut buf = vec![0u8; CHUNK];
     let status = loop {
-        match recv.read(&mut buf).await? {
-            Some(n) => {
+        match recv.read_chunk(CHUNK, true).await? {
+            Some(chunk) => {
+                let n = chunk.bytes.len();
                 let room = req.length.map_or(u64::MAX, |l| l - v.verified());
                 let take = (n as u64).min(room) as usize;
-                if let Err(m) = v.push(&buf[..take]) {
+                if let Err(m) = v.push(&chunk.bytes[..take]) {
                     log::warn!("upload stream {}: {m}", recv.id());
                     break Status::PatternMismatch;
                 }
