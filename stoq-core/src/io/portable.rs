@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use mio::net::UdpSocket;
 
-use super::udp::{Readiness, bind_udp};
+use super::udp::{Readiness, bind_udp, is_per_peer_error};
 use super::{
     BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
 };
@@ -134,15 +134,4 @@ impl PacketIo for PortableIo {
         IoCounters::add(&self.counters.tx_errors, errors);
         Ok(!blocked)
     }
-}
-
-/// Errors that describe one peer's path, not the socket.
-pub(crate) fn is_per_peer_error(e: &io::Error) -> bool {
-    matches!(
-        e.kind(),
-        io::ErrorKind::ConnectionRefused
-            | io::ErrorKind::ConnectionReset
-            | io::ErrorKind::HostUnreachable
-            | io::ErrorKind::NetworkUnreachable
-    )
 }

@@ -108,3 +108,14 @@ fn set_buffers(socket: &socket2::Socket, opts: &SocketOptions) -> (usize, usize)
     }
     (r, s)
 }
+
+/// Errors that describe one peer's path, not the socket.
+pub(crate) fn is_per_peer_error(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::ConnectionRefused
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::HostUnreachable
+            | io::ErrorKind::NetworkUnreachable
+    )
+}

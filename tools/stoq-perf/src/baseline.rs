@@ -216,6 +216,49 @@ fn per(n: u64, calls: u64) -> f64 {
     if calls > 0 { n as f64 / calls as f64 } else { 0.0 }
 }
 
+/// What the socket path reports (syscalls, offloads), which differs between
+/// plain sockets and backends.
+struct SocketFigures {
+    backend: String,
+    datagrams_sent: u64,
+    tx_datagrams: u64,
+    tx_syscalls: u64,
+    rx_datagrams: u64,
+    rx_syscalls: u64,
+    gso_segments: usize,
+    gro: bool,
+    gso_fallbacks: u64,
+    tx_errors: u64,
+}
+
+impl UdpBaseline {
+    /// Derives the report from what both threads measured.
+    fn from_run(payload: usize, io: SocketFigures, r: Received, cpu: CpuTime, cpu_sender: f64) -> Self {
+        Self {
+            backend: io.backend,
+            payload,
+            datagrams_sent: io.datagrams_sent,
+            datagrams_received: r.datagrams,
+            bytes_verified: r.bytes,
+            seconds: r.seconds,
+            goodput_gbps: crate::report::gbps(r.bytes, r.seconds),
+            cpu_user_s: cpu.user,
+            cpu_sys_s: cpu.sys,
+            bytes_per_cpu_s: per_cpu(r.bytes, cpu.total()),
+            cpu_sender_s: cpu_sender,
+            cpu_receiver_s: r.cpu,
+            tx_syscalls: io.tx_syscalls,
+            rx_syscalls: io.rx_syscalls,
+            datagrams_per_tx_syscall: per(io.tx_datagrams, io.tx_syscalls),
+            datagrams_per_rx_syscall: per(io.rx_datagrams, io.rx_syscalls),
+            gso_segments: io.gso_segments,
+            gro: io.gro,
+            gso_fallbacks: io.gso_fallbacks,
+            tx_errors: io.tx_errors,
+        }
+    }
+}
+
 /// Sends at least `total` pattern bytes (whole datagrams of `payload` bytes)
 /// to a receiver on loopback over plain std sockets, one system call per
 /// datagram, and reports what arrived intact.
@@ -265,28 +308,19 @@ pub fn udp_loopback(total: u64, payload: usize) -> Result<UdpBaseline, BaselineE
     let r = receiver.join().expect("receiver thread panicked")?;
     let cpu = CpuTime::now().since(&cpu0);
     let tx_syscalls = datagrams + END_MARKERS;
-    Ok(UdpBaseline {
+    let io = SocketFigures {
         backend: "std".into(),
-        payload,
         datagrams_sent: datagrams,
-        datagrams_received: r.datagrams,
-        bytes_verified: r.bytes,
-        seconds: r.seconds,
-        goodput_gbps: crate::report::gbps(r.bytes, r.seconds),
-        cpu_user_s: cpu.user,
-        cpu_sys_s: cpu.sys,
-        bytes_per_cpu_s: per_cpu(r.bytes, cpu.total()),
-        cpu_sender_s: cpu_sender,
-        cpu_receiver_s: r.cpu,
+        tx_datagrams: tx_syscalls,
         tx_syscalls,
+        rx_datagrams: r.all,
         rx_syscalls: r.calls,
-        datagrams_per_tx_syscall: per(tx_syscalls, tx_syscalls),
-        datagrams_per_rx_syscall: per(r.all, r.calls),
         gso_segments: 1,
         gro: false,
         gso_fallbacks: 0,
         tx_errors: 0,
-    })
+    };
+    Ok(UdpBaseline::from_run(payload, io, r, cpu, cpu_sender))
 }
 
 fn per_cpu(bytes: u64, cpu: f64) -> f64 {
@@ -375,29 +409,20 @@ pub fn udp_loopback_backend(kind: BackendKind, total: u64, payload: usize) -> Re
     let (t, rc) = (&*tx_counters, &*rx_counters);
     let (tx_dg, tx_sc) = (t.tx_datagrams.load(Ordering::Relaxed), t.tx_syscalls.load(Ordering::Relaxed));
     let (rx_dg, rx_sc) = (rc.rx_datagrams.load(Ordering::Relaxed), rc.rx_syscalls.load(Ordering::Relaxed));
-    Ok(UdpBaseline {
+    let io = SocketFigures {
         backend: kind.name().into(),
-        payload,
         // Handed to the kernel: what the backend sent, minus the end markers.
         datagrams_sent: tx_dg.saturating_sub(END_MARKERS).min(datagrams),
-        datagrams_received: r.datagrams,
-        bytes_verified: r.bytes,
-        seconds: r.seconds,
-        goodput_gbps: crate::report::gbps(r.bytes, r.seconds),
-        cpu_user_s: cpu.user,
-        cpu_sys_s: cpu.sys,
-        bytes_per_cpu_s: per_cpu(r.bytes, cpu.total()),
-        cpu_sender_s: cpu_sender,
-        cpu_receiver_s: r.cpu,
+        tx_datagrams: tx_dg,
         tx_syscalls: tx_sc,
+        rx_datagrams: rx_dg,
         rx_syscalls: rx_sc,
-        datagrams_per_tx_syscall: per(tx_dg, tx_sc),
-        datagrams_per_rx_syscall: per(rx_dg, rx_sc),
         gso_segments: tx_caps.max_gso_segments.min(stoq_core::io::MAX_GSO_BYTES / payload).max(1),
         gro: rx_caps.gro,
         gso_fallbacks: t.gso_fallbacks.load(Ordering::Relaxed),
         tx_errors: t.tx_errors.load(Ordering::Relaxed),
-    })
+    };
+    Ok(UdpBaseline::from_run(payload, io, r, cpu, cpu_sender))
 }
 
 #[cfg(test)]

@@ -110,7 +110,7 @@ impl PacketIo for LinuxBatchIo {
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors for one peer surface here; they are not the socket's.
-                Err(e) if errors < 64 && crate::io::portable::is_per_peer_error(&e) => errors += 1,
+                Err(e) if errors < 64 && crate::io::udp::is_per_peer_error(&e) => errors += 1,
                 Err(e) => {
                     IoCounters::add(&self.counters.rx_errors, errors);
                     return Err(e);

@@ -452,7 +452,7 @@ impl PacketIo for UringIo {
                     }
                     libc::ECANCELED => {}
                     // ICMP errors for one peer surface here; they are not the socket's.
-                    _ if crate::io::portable::is_per_peer_error(&e) => errors += 1,
+                    _ if crate::io::udp::is_per_peer_error(&e) => errors += 1,
                     _ => {
                         errors += 1;
                         failure = Some(e);
