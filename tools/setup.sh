@@ -1,7 +1,10 @@
 #!/usr/bin/env bash
 # Installs what building STOQ needs and a fresh machine lacks:
 #   cmake + a C toolchain (BoringSSL, built by quiche's `boring` dependency),
-#   libclang-dev (bindgen for BoringSSL), git, pkg-config.
+#   libclang-dev (bindgen for BoringSSL), git, pkg-config,
+#   libhwloc-dev + libudev-dev (hw-detect's CPU topology, via hwlocality),
+# and what the tests use: iproute2 (ip, tc: namespaces, veth, tbf) and
+# ethtool (cross-checks hw-detect's ethtool ioctls).
 # As root it uses apt-get; otherwise it says exactly what to run.
 set -euo pipefail
 
@@ -10,10 +13,14 @@ command -v cmake >/dev/null 2>&1 || need+=(cmake)
 command -v git >/dev/null 2>&1 || need+=(git)
 command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
+command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need+=(iproute2)
+command -v ethtool >/dev/null 2>&1 || [[ -x /usr/sbin/ethtool ]] || need+=(ethtool)
 # bindgen loads libclang (not libclang-cpp, which Debian images often ship
 # alone) at build time.
 if command -v dpkg >/dev/null 2>&1; then
-  dpkg -s libclang-dev >/dev/null 2>&1 || need+=(libclang-dev)
+  for pkg in libclang-dev libhwloc-dev libudev-dev; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+  done
 elif ! ls /usr/lib/llvm-*/lib/libclang.so /usr/lib/*/libclang.so /usr/lib64/libclang.so >/dev/null 2>&1; then
   need+=(libclang-dev)
 fi

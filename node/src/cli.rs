@@ -4,7 +4,9 @@ use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use stoq_perf::cli::{CertArgs, EXIT_USAGE, parse_backend, parse_size};
+use stoq_perf::cli::{CertArgs, EXIT_USAGE, parse_size};
+use stoq_perf::probe::{ProbeArgs, run_probe};
+use stoq_perf::profile::ProfileArgs;
 
 use crate::demo::{DemoOptions, run_demo};
 use crate::serve::run_serve;
@@ -29,9 +31,9 @@ pub enum Command {
         /// Certificate options.
         #[command(flatten)]
         cert: CertArgs,
-        /// Packet backend.
-        #[arg(long, default_value = "portable")]
-        backend: String,
+        /// Tier, backend and interface (default: the probe's choice).
+        #[command(flatten)]
+        profile: ProfileArgs,
     },
     /// Run a server and a client in this process and report what they measure.
     Demo {
@@ -41,38 +43,36 @@ pub enum Command {
         /// Streams per perf transfer.
         #[arg(long, default_value_t = 4)]
         streams: usize,
-        /// Packet backend (portable, linux-batch, io_uring).
-        #[arg(long, default_value = "portable")]
-        backend: String,
+        /// Tier, backend and interface (default: the probe's choice for
+        /// loopback).
+        #[command(flatten)]
+        profile: ProfileArgs,
         /// Print the measurements as JSON on stdout.
         #[arg(long)]
         json: bool,
     },
+    /// Probe the host and its network interfaces, and show the tier and
+    /// profile STOQ would run with, with every step-down reason.
+    Probe(ProbeArgs),
 }
 
 /// Runs a parsed command line and returns the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
     match cli.command {
-        Command::Serve { listen, cert, backend } => match parse_backend(&backend) {
-            Ok(b) => run_serve(listen, &cert.source(), b),
-            Err(e) => {
-                eprintln!("stoq-node: {e}");
-                ExitCode::from(EXIT_USAGE)
-            }
+        Command::Serve { listen, cert, profile } => match profile.resolve(true, listen.ip(), None) {
+            Ok(chosen) => run_serve(listen, &cert.source(), &chosen),
+            Err(e) => usage(&e),
         },
-        Command::Demo { bytes, streams, backend, json } => {
+        Command::Probe(args) => run_probe(&args),
+        Command::Demo { bytes, streams, profile, json } => {
             if streams == 0 {
-                eprintln!("stoq-node: --streams must be at least 1");
-                return ExitCode::from(EXIT_USAGE);
+                return usage("--streams must be at least 1");
             }
-            let backend = match parse_backend(&backend) {
-                Ok(b) => b,
-                Err(e) => {
-                    eprintln!("stoq-node: {e}");
-                    return ExitCode::from(EXIT_USAGE);
-                }
+            let chosen = match profile.resolve(true, std::net::Ipv4Addr::LOCALHOST.into(), None) {
+                Ok(c) => c,
+                Err(e) => return usage(&e),
             };
-            match run_demo(&DemoOptions { bytes, streams, backend, ..DemoOptions::default() }) {
+            match run_demo(&DemoOptions { bytes, streams, chosen, ..DemoOptions::default() }) {
                 Ok(r) => {
                     if json {
                         println!("{}", serde_json::to_string_pretty(&r).unwrap_or_default());
@@ -88,4 +88,9 @@ pub fn run(cli: Cli) -> ExitCode {
             }
         }
     }
+}
+
+fn usage(msg: &str) -> ExitCode {
+    eprintln!("stoq-node: {msg}");
+    ExitCode::from(EXIT_USAGE)
 }

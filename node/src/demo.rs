@@ -5,12 +5,14 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
+use hw_detect::{Capabilities, Selection};
 use serde::Serialize;
-use stoq_core::io::{BackendKind, IoCapabilities};
+use stoq_core::io::IoCapabilities;
 use stoq_core::{ClientConfig, DevPki, Endpoint, ServerConfig};
 use stoq_perf::Report;
 use stoq_perf::client::{Amount, ClientError, ClientOptions, Mode, Output, run_client_on};
 use stoq_perf::pattern::fill;
+use stoq_perf::profile::Chosen;
 use stoq_perf::report::fmt_per_cpu;
 
 use crate::echo::TAG_ECHO;
@@ -25,13 +27,13 @@ pub struct DemoOptions {
     pub streams: usize,
     /// Bytes for the echo round trip.
     pub echo_bytes: usize,
-    /// Packet backend of both endpoints.
-    pub backend: BackendKind,
+    /// Backend and profile of both endpoints (default: portable, no profile).
+    pub chosen: Chosen,
 }
 
 impl Default for DemoOptions {
     fn default() -> Self {
-        Self { bytes: 256 << 20, streams: 4, echo_bytes: 64 << 10, backend: BackendKind::default() }
+        Self { bytes: 256 << 20, streams: 4, echo_bytes: 64 << 10, chosen: Chosen::default() }
     }
 }
 
@@ -40,6 +42,10 @@ impl Default for DemoOptions {
 pub struct DemoReport {
     /// Packet backend.
     pub backend: String,
+    /// What the probe found, if it ran.
+    pub probe: Option<Capabilities>,
+    /// The probe's tier and profile the endpoints ran with, if any.
+    pub selection: Option<Selection>,
     /// The backend's capabilities.
     pub capabilities: IoCapabilities,
     /// Largest UDP payload.
@@ -94,7 +100,7 @@ pub enum DemoError {
 pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let pki = DevPki::generate(&["localhost", "127.0.0.1"])?;
     let mut cfg = ServerConfig::new(pki.server_tls());
-    cfg.endpoint.backend = opts.backend;
+    opts.chosen.apply(&mut cfg.endpoint);
     let server = Endpoint::server("127.0.0.1:0".parse().expect("literal address"), cfg)?;
     let stop = Arc::new(AtomicBool::new(false));
     let (ep, st) = (server.clone(), stop.clone());
@@ -108,7 +114,7 @@ pub fn run_demo(opts: &DemoOptions) -> Result<DemoReport, DemoError> {
 
 fn demo_with_server(server: &Endpoint, pki: &DevPki, opts: &DemoOptions) -> Result<DemoReport, DemoError> {
     let mut cfg = ClientConfig::new(pki.client_tls());
-    cfg.endpoint.backend = opts.backend;
+    opts.chosen.apply(&mut cfg.endpoint);
     let max_payload = cfg.endpoint.transport.max_udp_payload;
     let client = Endpoint::client("127.0.0.1:0".parse().expect("literal address"), cfg)?;
     let peer = server.local_addr();
@@ -127,6 +133,8 @@ fn demo_with_server(server: &Endpoint, pki: &DevPki, opts: &DemoOptions) -> Resu
 
     Ok(DemoReport {
         backend: client.backend().name().to_owned(),
+        probe: opts.chosen.probe.clone(),
+        selection: opts.chosen.selection.clone(),
         capabilities: client.capabilities(),
         max_payload,
         echo_bytes: opts.echo_bytes,
@@ -176,8 +184,10 @@ impl DemoReport {
             c.recv_buffer >> 10,
             c.send_buffer >> 10
         );
-        s += "  hardware probing and tiers are not implemented yet: the backend is the one asked for \
-              (--backend; portable by default)\n";
+        s += &match (&self.probe, &self.selection) {
+            (Some(caps), Some(sel)) => hw_detect::report::render(caps, Some(sel), sel.interface.as_deref()),
+            _ => "profile: none (--tier none): built-in defaults and the backend asked for\n".to_owned(),
+        };
         s += &format!("max UDP payload: {} bytes\n", self.max_payload);
         s += &format!("echo: {} bytes sent through ECHO came back identical\n", self.echo_bytes);
         for (name, r) in [("download", &self.download), ("upload", &self.upload)] {

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::AtomicBool;
 
 use stoq_core::{Connection, Endpoint, RecvStream, SendStream, ServerConfig};
+use stoq_perf::profile::Chosen;
 use stoq_perf::protocol::TAG_PERF;
 use stoq_perf::server::{CertSource, PerfService, StreamHandler, announce_ca, reject_stream, run_server_with};
 
@@ -50,11 +51,11 @@ pub enum ServeError {
 pub fn start_server(
     listen: SocketAddr,
     cert: &CertSource,
-    backend: stoq_core::io::BackendKind,
+    chosen: &Chosen,
 ) -> Result<(Endpoint, Option<std::path::PathBuf>), ServeError> {
     let (tls, ca) = cert.load()?;
     let mut cfg = ServerConfig::new(tls);
-    cfg.endpoint.backend = backend;
+    chosen.apply(&mut cfg.endpoint);
     Ok((Endpoint::server(listen, cfg)?, ca))
 }
 
@@ -64,15 +65,16 @@ pub fn serve(endpoint: &Endpoint, stop: &AtomicBool) {
 }
 
 /// Runs `stoq-node serve` until the process is killed.
-pub fn run_serve(listen: SocketAddr, cert: &CertSource, backend: stoq_core::io::BackendKind) -> ExitCode {
-    let (endpoint, ca) = match start_server(listen, cert, backend) {
+pub fn run_serve(listen: SocketAddr, cert: &CertSource, chosen: &Chosen) -> ExitCode {
+    eprintln!("{}", chosen.describe());
+    let (endpoint, ca) = match start_server(listen, cert, chosen) {
         Ok(e) => e,
         Err(e) => {
             eprintln!("stoq-node: {e}");
             return ExitCode::FAILURE;
         }
     };
-    eprintln!("stoq-node serving ECHO and PERF on {} ({} backend)", endpoint.local_addr(), backend);
+    eprintln!("stoq-node serving ECHO and PERF on {} ({} backend)", endpoint.local_addr(), chosen.backend);
     if let Some(ca) = ca {
         announce_ca(&ca);
     }

@@ -3,6 +3,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
+use stoq_perf::profile::{Chosen, ProfileArgs};
 
 use stoq_core::io::BackendKind;
 use stoq_core::{ClientConfig, Connection, DevPki, Endpoint};
@@ -33,7 +34,7 @@ impl Node {
     fn start(name: &str) -> Self {
         let dir = std::env::temp_dir().join(format!("stoq-node-test-{name}-{}", std::process::id()));
         let cert = CertSource::DevPkiIn(dir.clone());
-        let (endpoint, ca) = start_server("127.0.0.1:0".parse().unwrap(), &cert, Default::default()).unwrap();
+        let (endpoint, ca) = start_server("127.0.0.1:0".parse().unwrap(), &cert, &Default::default()).unwrap();
         let stop = Arc::new(AtomicBool::new(false));
         let (ep, st) = (endpoint.clone(), stop.clone());
         let thread = std::thread::spawn(move || serve(&ep, &st));
@@ -74,12 +75,32 @@ fn demo_moves_and_verifies_the_requested_bytes() {
     assert_eq!(r.echo_bytes, 32 << 10);
     let text = r.summary();
     assert!(text.contains("not a hardware probe") && text.contains("Gbit/s"), "{text}");
+    assert!(text.contains("profile: none (--tier none)"), "{text}");
+}
+
+#[test]
+fn demo_with_the_probed_profile_shows_the_probe_and_runs_with_its_settings() {
+    let chosen = ProfileArgs::default().resolve(true, "127.0.0.1".parse().unwrap(), None).expect("a profile");
+    let sel = chosen.selection.clone().expect("auto probes");
+    assert_eq!(sel.interface.as_deref(), Some("lo"), "the demo runs on loopback");
+    let opts = DemoOptions { bytes: 4 << 20, streams: 2, echo_bytes: 1 << 10, chosen };
+    let r = run_demo(&opts).expect("demo succeeds");
+    assert_eq!((r.download.bytes_download, r.upload.bytes_upload), (4 << 20, 4 << 20));
+    // The profile really reached the backend, not just the report.
+    assert_eq!(r.backend, sel.profile.backend.name());
+    assert_eq!(r.capabilities.rx_batch, sel.profile.batch);
+    assert_eq!(r.max_payload, sel.profile.max_udp_payload);
+    let text = r.summary();
+    for part in ["Host", "Interface lo", "Tier: ", "Profile", "Step-downs"] {
+        assert!(text.contains(part), "{part:?} missing from: {text}");
+    }
 }
 
 #[test]
 fn demo_runs_on_the_linux_backends() {
     for backend in [BackendKind::LinuxBatch, BackendKind::IoUring] {
-        let opts = DemoOptions { bytes: 2 << 20, streams: 2, echo_bytes: 1 << 10, backend };
+        let chosen = Chosen { backend, ..Chosen::default() };
+        let opts = DemoOptions { bytes: 2 << 20, streams: 2, echo_bytes: 1 << 10, chosen };
         let r = run_demo(&opts).unwrap_or_else(|e| panic!("{backend}: {e}"));
         assert_eq!((r.download.bytes_download, r.upload.bytes_upload), (2 << 20, 2 << 20), "{backend}");
         assert_eq!(r.backend, backend.name());
@@ -156,7 +177,7 @@ fn perf_service_is_hosted_by_the_node() {
 #[test]
 fn missing_certificate_files_are_reported() {
     let cert = CertSource::Files { cert: "/nonexistent/cert.pem".into(), key: "/nonexistent/key.pem".into() };
-    let Err(err) = start_server("127.0.0.1:0".parse().unwrap(), &cert, Default::default()) else {
+    let Err(err) = start_server("127.0.0.1:0".parse().unwrap(), &cert, &Default::default()) else {
         panic!("missing files must not start a server");
     };
     assert!(err.to_string().contains("/nonexistent/cert.pem"), "{err}");

@@ -11,6 +11,7 @@ pub const ALPN: &[u8] = b"stoq/1";
 
 /// Congestion controllers quiche offers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
 #[non_exhaustive]
 pub enum CongestionControl {
     /// CUBIC (RFC 9438).
@@ -62,6 +63,28 @@ pub struct TransportConfig {
     /// and bytes received ahead of the application before the shard stops
     /// reading (flow control then holds the peer back).
     pub stream_buffer: usize,
+    /// Per-connection run-time adaptation within a tier; `None` keeps the
+    /// settings above fixed for the connection's life.
+    pub adaptation: Option<Adaptation>,
+}
+
+/// Bounds within which each connection's adapter may move its settings at
+/// run time (a tier's range). The adapter starts from the
+/// [`TransportConfig`] values and changes one step at a time, with
+/// hysteresis: a change needs three consecutive readings pointing the same
+/// way and at least five seconds since the connection's last change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct Adaptation {
+    /// Smallest per-stream window (`stream_buffer`) the adapter may set.
+    pub min_window: usize,
+    /// Largest per-stream window the adapter may set.
+    pub max_window: usize,
+    /// Lowest pacing rate, bit/s, the adapter may cap a connection to after
+    /// sustained loss.
+    pub min_pacing_rate: u64,
+    /// The tier's highest rate, bit/s: above it the adapter removes its cap.
+    pub max_pacing_rate: u64,
 }
 
 impl Default for TransportConfig {
@@ -81,6 +104,7 @@ impl Default for TransportConfig {
             pacing: true,
             max_pacing_rate: None,
             stream_buffer: 1 << 20,
+            adaptation: None,
         }
     }
 }
@@ -203,6 +227,17 @@ impl EndpointConfig {
         }
         if t.stream_buffer < 1024 {
             return invalid("stream_buffer", "must be at least 1024 bytes");
+        }
+        if !(1..=crate::profile::MAX_BATCH).contains(&self.socket.batch) {
+            return invalid("socket.batch", "must be between 1 and 64 datagrams");
+        }
+        if let Some(a) = &t.adaptation {
+            if a.min_window < 1024 || a.min_window > a.max_window {
+                return invalid("adaptation", "needs 1024 <= min_window <= max_window");
+            }
+            if a.min_pacing_rate == 0 || a.min_pacing_rate > a.max_pacing_rate {
+                return invalid("adaptation", "needs 0 < min_pacing_rate <= max_pacing_rate");
+            }
         }
         if self.alpn.is_empty() || self.alpn.iter().any(|p| p.is_empty() || p.len() > 255) {
             return invalid("alpn", "needs at least one protocol of 1 to 255 bytes");

@@ -65,6 +65,58 @@ pub struct ConnectionStats {
     /// Received datagrams dropped because the application did not keep up,
     /// plus outgoing datagrams quiche's queue refused.
     pub datagrams_dropped: u64,
+    /// The run-time adapter's state; `None` when adaptation is off.
+    pub adapter: Option<AdapterStats>,
+}
+
+/// What a connection's run-time adapter has set and done.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AdapterStats {
+    /// Current per-stream window (receive read-ahead and send queue), bytes.
+    pub window: usize,
+    /// Current STOQ pacing cap, bit/s; `None` when uncapped.
+    pub pacing_cap: Option<u64>,
+    /// Changes that raised a setting.
+    pub ups: u64,
+    /// Changes that lowered a setting.
+    pub downs: u64,
+    /// The most recent change.
+    pub last: Option<AdapterDecision>,
+}
+
+/// One change the adapter made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub struct AdapterDecision {
+    /// When, measured from the connection's establishment.
+    pub at: Duration,
+    /// The setting changed.
+    pub knob: AdapterKnob,
+    /// Which way.
+    pub direction: AdapterDirection,
+    /// Why, with the readings' figures and the old and new values.
+    pub reason: String,
+}
+
+/// A setting the adapter moves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum AdapterKnob {
+    /// The per-stream window.
+    Window,
+    /// The pacing cap.
+    Pacing,
+}
+
+/// The way the adapter moved a setting.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[cfg_attr(feature = "serde", derive(serde::Serialize))]
+pub enum AdapterDirection {
+    /// Larger window, or a higher (or no) pacing cap.
+    Up,
+    /// Smaller window, or a lower pacing cap.
+    Down,
 }
 
 impl Connection {
@@ -240,12 +292,15 @@ impl SendStream {
             }
             // Wait for a useful amount of room (a quarter of the buffer, or
             // all of a smaller write) rather than waking per freed byte.
-            let room = self.stream.cap.saturating_sub(st.send.len());
-            if room >= buf.len().min(self.stream.cap / 4).max(1) {
+            let cap = self.stream.cap();
+            let room = cap.saturating_sub(st.send.len());
+            if room >= buf.len().min(cap / 4).max(1) {
                 break room.min(buf.len());
             }
+            st.send_waiting = true;
             st = self.stream.wait(st);
         };
+        st.send_waiting = false;
         st.send.extend_from_slice(&buf[..n]);
         let notify = !std::mem::replace(&mut st.notified, true);
         drop(st);
@@ -385,7 +440,7 @@ impl RecvStream {
         &self,
         mut st: std::sync::MutexGuard<'a, crate::shared::StreamState>,
     ) -> Option<std::sync::MutexGuard<'a, crate::shared::StreamState>> {
-        if st.recv_blocked && st.recv.len() <= self.stream.cap / 2 && !st.notified {
+        if st.recv_blocked && st.recv.len() <= self.stream.cap() / 2 && !st.notified {
             st.recv_blocked = false;
             st.notified = true;
             drop(st);

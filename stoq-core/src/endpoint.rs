@@ -89,6 +89,10 @@ pub struct EndpointStats {
     pub unroutable: u64,
     /// Packets the shard held back until their pacing time.
     pub paced_holds: u64,
+    /// Run-time adapter changes that raised a connection's setting.
+    pub adapter_ups: u64,
+    /// Run-time adapter changes that lowered a connection's setting.
+    pub adapter_downs: u64,
 }
 
 impl Endpoint {
@@ -220,6 +224,8 @@ impl Endpoint {
             undecodable: r(&sh.undecodable),
             unroutable: r(&sh.unroutable),
             paced_holds: r(&sh.paced_holds),
+            adapter_ups: r(&sh.adapter_ups),
+            adapter_downs: r(&sh.adapter_downs),
         }
     }
 

@@ -70,6 +70,7 @@ mod connection;
 mod endpoint;
 mod error;
 pub mod io;
+pub mod profile;
 mod shard;
 mod shared;
 mod tls;
@@ -78,9 +79,12 @@ pub mod token;
 /// The owned byte buffer [`RecvStream::read_chunk`] returns.
 pub use bytes::Bytes;
 pub use config::{
-    ALPN, ClientConfig, ConfigError, CongestionControl, EndpointConfig, ResetSecret, ServerConfig, TransportConfig,
+    ALPN, Adaptation, ClientConfig, ConfigError, CongestionControl, EndpointConfig, ResetSecret, ServerConfig,
+    TransportConfig,
 };
-pub use connection::{Connection, ConnectionStats, RecvStream, SendStream};
+pub use connection::{
+    AdapterDecision, AdapterDirection, AdapterKnob, AdapterStats, Connection, ConnectionStats, RecvStream, SendStream,
+};
 pub use endpoint::{Endpoint, EndpointStats};
 pub use error::{ConnectError, ConnectionError, DatagramError, EndpointError, ReadError, WriteError};
 pub use tls::{ClientTls, DevPki, ServerTls, TlsError};

@@ -170,8 +170,8 @@ impl ConnShared {
 pub(crate) struct StreamShared {
     pub id: u64,
     /// Bytes each direction may buffer before the writer blocks / the shard
-    /// stops reading.
-    pub cap: usize,
+    /// stops reading; the connection's adapter may change it at run time.
+    cap: AtomicUsize,
     state: Mutex<StreamState>,
     pub cond: Condvar,
 }
@@ -191,6 +191,13 @@ pub(crate) struct StreamState {
     pub recv_abandoned: bool,
     /// The shard stopped reading because `recv` was full.
     pub recv_blocked: bool,
+    /// The shard last stopped reading at the full window (not the smaller
+    /// buffer of an unaccepted stream): if the reader empties `recv` before
+    /// the shard reads again, the window, not the reader, set the pace.
+    pub recv_full: bool,
+    /// The writer is waiting for room in `send`: if the shard then hands
+    /// quiche all of it, the window, not the network, set the pace.
+    pub send_waiting: bool,
     /// A `Command::Stream` for this stream is queued and not yet handled.
     pub notified: bool,
     /// The application has a handle (it opened the stream or accepted it).
@@ -201,7 +208,21 @@ pub(crate) struct StreamState {
 impl StreamShared {
     pub fn new(id: u64, cap: usize, accepted: bool) -> Self {
         let state = StreamState { accepted, ..StreamState::default() };
-        Self { id, cap, state: Mutex::new(state), cond: Condvar::new() }
+        Self { id, cap: AtomicUsize::new(cap), state: Mutex::new(state), cond: Condvar::new() }
+    }
+
+    /// Bytes each direction may buffer now.
+    pub fn cap(&self) -> usize {
+        self.cap.load(Ordering::Relaxed)
+    }
+
+    /// Sets the buffer size; a writer waiting for room is woken to look again.
+    pub fn set_cap(&self, cap: usize) {
+        // Under the lock, so a writer between its room check and its wait
+        // cannot miss the wake-up.
+        let _st = self.lock();
+        self.cap.store(cap, Ordering::Relaxed);
+        self.cond.notify_all();
     }
 
     pub fn lock(&self) -> MutexGuard<'_, StreamState> {

@@ -8,10 +8,10 @@ use std::net::SocketAddr;
 use std::thread;
 use std::time::Duration;
 
-use common::netns::NetnsPair;
 use common::*;
 use stoq_core::io::BackendKind;
 use stoq_core::{Connection, Endpoint};
+use stoq_testbed::NetnsPair;
 
 /// Every backend, or those named in `STOQ_TEST_BACKENDS` (comma-separated)
 /// when working on one.

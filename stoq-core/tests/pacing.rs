@@ -12,8 +12,8 @@ use std::process::Command;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::netns::NetnsPair;
 use stoq_core::io::{self, BackendKind, IoCounters, PacketIo, RxBatch, SocketOptions, TxBatch};
+use stoq_testbed::NetnsPair;
 
 fn open(kernel_pacing: bool) -> Box<dyn PacketIo> {
     let opts = SocketOptions { kernel_pacing, ..SocketOptions::default() };

@@ -183,11 +183,22 @@ pub struct SocketOptions {
     /// `fq` qdisc; elsewhere leave it off and the shard paces with its own
     /// timer. Backends without kernel pacing ignore it.
     pub kernel_pacing: bool,
+    /// Datagrams (or GSO/GRO super-buffers) per receive and send call,
+    /// 1 to [`MAX_BATCH`](crate::profile::MAX_BATCH). The portable backend
+    /// moves one datagram per system call but stops after this many.
+    pub batch: usize,
+}
+
+impl SocketOptions {
+    /// The batch size a backend uses: `batch` within 1..=MAX_BATCH.
+    pub fn batch(&self) -> usize {
+        self.batch.clamp(1, crate::profile::MAX_BATCH)
+    }
 }
 
 impl Default for SocketOptions {
     fn default() -> Self {
-        Self { recv_buffer: 4 << 20, send_buffer: 4 << 20, max_udp_payload: 1452, kernel_pacing: false }
+        Self { recv_buffer: 4 << 20, send_buffer: 4 << 20, max_udp_payload: 1452, kernel_pacing: false, batch: 32 }
     }
 }
 
@@ -246,5 +257,12 @@ impl IoCounters {
         if n != 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }
+    }
+}
+
+#[cfg(feature = "serde")]
+impl serde::Serialize for BackendKind {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.name())
     }
 }

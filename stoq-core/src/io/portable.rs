@@ -17,7 +17,6 @@ use super::{
 /// Receive slot size: a whole UDP datagram always fits, so nothing is
 /// silently truncated.
 const RX_SLOT: usize = 65_535;
-const BATCH: usize = 32;
 
 /// mio-driven UDP socket backend.
 pub struct PortableIo {
@@ -25,6 +24,7 @@ pub struct PortableIo {
     ready: Readiness,
     local: SocketAddr,
     buffers: (usize, usize),
+    batch: usize,
     counters: Arc<IoCounters>,
 }
 
@@ -36,7 +36,7 @@ impl PortableIo {
         let mut socket = UdpSocket::from_std(std_socket);
         let local = socket.local_addr().map_err(setup("reading the bound address"))?;
         let ready = Readiness::new(&mut socket).map_err(|(step, e)| setup(step)(e))?;
-        Ok(Self { socket, ready, local, buffers, counters })
+        Ok(Self { socket, ready, local, buffers, batch: opts.batch(), counters })
     }
 }
 
@@ -51,8 +51,8 @@ impl PacketIo for PortableIo {
             gro: false,
             ecn: false,
             kernel_pacing: false,
-            rx_batch: BATCH,
-            tx_batch: BATCH,
+            rx_batch: self.batch,
+            tx_batch: self.batch,
             rx_slot_size: RX_SLOT,
             recv_buffer: self.buffers.0,
             send_buffer: self.buffers.1,

@@ -10,8 +10,10 @@ use std::time::Instant;
 use bytes::{Buf, BufMut};
 use crossbeam_channel::{Sender, TrySendError, bounded, unbounded};
 
+use super::adapt::{ConnAdapter, PacingCap};
 use crate::cid::CidKey;
-use crate::connection::{Connection, ConnectionStats};
+use crate::config::Adaptation;
+use crate::connection::{AdapterDirection, AdapterKnob, Connection, ConnectionStats};
 use crate::error::{ConnectError, ConnectionError, ReadError, WriteError};
 use crate::shared::{ConnKey, ConnShared, ShardHandle, StreamShared, StreamState, stream_id};
 
@@ -56,7 +58,18 @@ pub(super) struct ConnState {
     /// A packet quiche built ahead of its pacing time.
     pub paced: Paced,
     datagrams_dropped: u64,
+    /// The per-stream window: every stream's buffer cap, now and for
+    /// streams still to come.
     stream_buffer: usize,
+    /// Bounds for run-time adaptation; `None` keeps the settings fixed.
+    adaptation: Option<Adaptation>,
+    /// The run-time adapter, from establishment on.
+    adapter: Option<ConnAdapter>,
+    /// The adapter's pacing cap (uncapped without adaptation).
+    pub pacing_cap: PacingCap,
+    /// Stalls since the last reading that only a larger window would have
+    /// avoided (see `adapt`).
+    window_stalls: u64,
 }
 
 impl ConnState {
@@ -70,6 +83,7 @@ impl ConnState {
         stream_buffer: usize,
         datagram_queue: usize,
         incoming_limit: [usize; 2],
+        adaptation: Option<Adaptation>,
     ) -> Self {
         let (bi_tx, bi_rx) = unbounded();
         let (uni_tx, uni_rx) = unbounded();
@@ -100,7 +114,14 @@ impl ConnState {
             dirty: false,
             paced: Paced::default(),
             datagrams_dropped: 0,
-            stream_buffer,
+            stream_buffer: match adaptation {
+                Some(a) => stream_buffer.clamp(a.min_window, a.max_window.max(a.min_window)),
+                None => stream_buffer,
+            },
+            adaptation,
+            adapter: None,
+            pacing_cap: PacingCap::default(),
+            window_stalls: 0,
         }
     }
 
@@ -111,6 +132,7 @@ impl ConnState {
             self.handshake_deadline.filter(|_| !self.established),
             self.release_deadline,
             self.paced.due(),
+            self.adapter.as_ref().map(|a| a.next),
         ]
         .into_iter()
         .flatten()
@@ -129,6 +151,10 @@ impl ConnState {
             // Servers' transport parameters carry one; clients' never do.
             self.peer_reset_token = self.q.peer_transport_params().and_then(|p| p.stateless_reset_token);
             self.update_datagram_max();
+            if let Some(bounds) = self.adaptation {
+                self.adapter = Some(ConnAdapter::new(bounds, self.stream_buffer, Instant::now(), &self.q));
+                self.window_stalls = 0;
+            }
             let conn = Connection::new(self.shared.clone());
             if let Some(reply) = self.connect_reply.take() {
                 let _ = reply.send(Ok(conn));
@@ -235,11 +261,17 @@ impl ConnState {
             return;
         }
         let before = st.recv.len();
-        let cap = if st.accepted { s.cap } else { s.cap.min(UNACCEPTED_BUFFER) };
+        let cap = if st.accepted { s.cap() } else { s.cap().min(UNACCEPTED_BUFFER) };
+        if std::mem::take(&mut st.recv_full) && st.recv.is_empty() {
+            // The reader emptied the buffer while the window kept the shard
+            // from reading ahead.
+            self.window_stalls += 1;
+        }
         loop {
             let room = cap.saturating_sub(st.recv.len());
             if room == 0 {
                 st.recv_blocked = true;
+                st.recv_full = st.accepted;
                 break;
             }
             st.recv.reserve(room.min(64 * 1024));
@@ -320,6 +352,10 @@ impl ConnState {
                 }
             }
         }
+        if before > 0 && st.send.is_empty() && std::mem::take(&mut st.send_waiting) {
+            // quiche took the whole queue while the writer waited for room.
+            self.window_stalls += 1;
+        }
         if st.send.len() != before || st.send_error.is_some() {
             s.cond.notify_all();
         }
@@ -338,7 +374,7 @@ impl ConnState {
         } else if st.recv_abandoned {
             let _ = self.q.stream_shutdown(id, quiche::Shutdown::Read, 0);
             st.recv_error = Some(ReadError::Reset(0));
-        } else if st.recv.len() < s.cap {
+        } else if st.recv.len() < s.cap() {
             // Decide by the room left, not by `recv_blocked`: the reader's
             // wake-up may have been folded into a command the writer queued.
             st.recv_blocked = false;
@@ -438,6 +474,40 @@ impl ConnState {
         }
     }
 
+    /// Takes the adapter's reading when one is due and applies the change
+    /// it makes, if any; returns the change's direction.
+    pub(super) fn adapt(&mut self, now: Instant) -> Option<AdapterDirection> {
+        let a = self.adapter.as_mut().filter(|a| a.next <= now)?;
+        let sample = a.sample(now, &self.q, std::mem::take(&mut self.window_stalls));
+        let d = a.adapter.on_sample(now, &sample)?;
+        let (knob, direction) = (d.knob, d.direction);
+        log::info!("conn {} ({}): adapter {knob:?} {direction:?}: {}", self.serial, self.shared.peer, d.reason);
+        let (window, cap) = (a.adapter.window(), a.adapter.pacing_cap());
+        match knob {
+            AdapterKnob::Window => self.set_window(window),
+            AdapterKnob::Pacing => self.pacing_cap.set_rate(cap),
+        }
+        Some(direction)
+    }
+
+    /// Sets every stream's buffer cap, now and for streams to come. A larger
+    /// window wakes blocked writers and resumes reading streams the shard
+    /// had stopped at the old one.
+    fn set_window(&mut self, window: usize) {
+        let grew = window > self.stream_buffer;
+        self.stream_buffer = window;
+        let streams: Vec<_> = self.streams.values().cloned().collect();
+        for s in streams {
+            s.set_cap(window);
+            let mut st = s.lock();
+            if grew && std::mem::take(&mut st.recv_blocked) {
+                self.read_stream(&s, &mut st);
+            }
+            drop(st);
+            self.maybe_retire(&s);
+        }
+    }
+
     pub fn stats(&self) -> ConnectionStats {
         let s = self.q.stats();
         let p = self.q.path_stats().next();
@@ -455,6 +525,7 @@ impl ConnState {
             stream_retrans_bytes: s.stream_retrans_bytes,
             pmtu: p.as_ref().map(|p| p.pmtu).unwrap_or(0),
             datagrams_dropped: self.datagrams_dropped,
+            adapter: self.adapter.as_ref().map(|a| a.adapter.stats()),
         }
     }
 
@@ -490,7 +561,8 @@ impl ConnState {
 }
 
 /// At most one packet per connection held back until its pacing time
-/// (`quiche::SendInfo::at`); the connection sends nothing else before it.
+/// (`quiche::SendInfo::at`, or the adapter's pacing cap's when later); the
+/// connection sends nothing else before it.
 #[derive(Default)]
 pub(super) struct Paced {
     buf: Vec<u8>,
@@ -604,7 +676,7 @@ mod fin_tests {
         let (commands, _) = unbounded();
         let shard = ShardHandle { commands, waker: Arc::new(NoWake) };
         let key = ConnKey { index: 0, serial: 1 };
-        let server = ConnState::new(key, server, shard, (caddr, saddr), true, 1 << 20, 1, [16, 16]);
+        let server = ConnState::new(key, server, shard, (caddr, saddr), true, 1 << 20, 1, [16, 16], None);
         (client, server, pki)
     }
 

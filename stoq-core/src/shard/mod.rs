@@ -7,6 +7,7 @@
 //! hand the batch to the backend → wait for packets, a command or the next
 //! timer. Buffers are allocated once; the per-packet path does not allocate.
 
+mod adapt;
 mod conn;
 
 use std::cmp::Reverse;
@@ -22,7 +23,7 @@ use slab::Slab;
 
 use crate::cid::{self, CID_LEN, CidGenerator, CidKey};
 use crate::config::TransportConfig;
-use crate::connection::Connection;
+use crate::connection::{AdapterDirection, Connection};
 use crate::error::{ConnectError, ConnectionError};
 use crate::io::{PacketIo, RxBatch, TxBatch};
 use crate::shared::{Command, ConnKey, ShardHandle};
@@ -51,6 +52,8 @@ pub(crate) struct ShardCounters {
     pub undecodable: AtomicU64,
     pub unroutable: AtomicU64,
     pub paced_holds: AtomicU64,
+    pub adapter_ups: AtomicU64,
+    pub adapter_downs: AtomicU64,
 }
 
 fn bump(c: &AtomicU64) {
@@ -394,6 +397,7 @@ impl Shard {
             t.stream_buffer,
             t.datagram_queue.unwrap_or(1),
             [limit(t.max_streams_bidi), limit(t.max_streams_uni)],
+            t.adaptation,
         ));
         key.index
     }
@@ -541,6 +545,11 @@ impl Shard {
             {
                 self.reset_routes.insert(t, idx);
             }
+            match c.adapt(now) {
+                Some(AdapterDirection::Up) => bump(&self.counters.adapter_ups),
+                Some(AdapterDirection::Down) => bump(&self.counters.adapter_downs),
+                None => {}
+            }
             // Before flushing, so a CONNECTION_CLOSE it queues goes out now.
             c.try_release(now);
             self.issue_cids(idx);
@@ -598,8 +607,9 @@ impl Shard {
     /// Drains a connection's packets into the transmit batch, honouring
     /// pacing: GSO bursts end at the connection's `send_quantum`, and a
     /// packet quiche wants sent later is held (or, with kernel pacing,
-    /// handed over with its departure time). False if the socket filled up
-    /// first.
+    /// handed over with its departure time). Under the adapter's pacing cap
+    /// a packet departs at the later of quiche's time and the cap's. False
+    /// if the socket filled up first.
     fn flush_conn(&mut self, idx: usize) -> bool {
         let mut now = Instant::now();
         let kernel_pacing = self.kernel_pacing;
@@ -616,12 +626,21 @@ impl Shard {
                 return true;
             } else {
                 match c.q.send(slot) {
-                    Ok((n, info)) if !kernel_pacing && early(info.at, &mut now) => {
-                        c.paced.hold(&slot[..n], info);
-                        bump(&self.counters.paced_holds);
-                        return true;
+                    Ok((n, mut info)) => {
+                        let capped = c.pacing_cap.schedule(now, n).filter(|&at| at >= info.at);
+                        if let Some(at) = capped {
+                            info.at = at;
+                        }
+                        // The cap's times are held here even with kernel
+                        // pacing, so the kernel is never handed more than a
+                        // granule ahead of them; quiche's go to the kernel.
+                        if (capped.is_some() || !kernel_pacing) && early(info.at, &mut now) {
+                            c.paced.hold(&slot[..n], info);
+                            bump(&self.counters.paced_holds);
+                            return true;
+                        }
+                        (n, info)
                     }
-                    Ok(sent) => sent,
                     Err(quiche::Error::Done) => return true,
                     Err(e) => {
                         log::debug!("conn {idx}: send error {e}");

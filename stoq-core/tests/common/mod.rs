@@ -1,8 +1,6 @@
 //! Shared helpers for stoq-core's integration tests.
 #![allow(dead_code)]
 
-pub mod netns;
-
 use std::net::SocketAddr;
 use std::sync::OnceLock;
 use std::time::Duration;

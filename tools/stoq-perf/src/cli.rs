@@ -12,7 +12,9 @@ use clap::{Args, Parser, Subcommand};
 use stoq_core::io::BackendKind;
 use stoq_core::{ClientTls, Endpoint, ServerConfig};
 
-use crate::client::{Amount, ClientOptions, Mode, Output, run_client};
+use crate::client::{Amount, ClientOptions, Mode, Output, resolve, run_client};
+use crate::probe::{ProbeArgs, run_probe};
+use crate::profile::ProfileArgs;
 use crate::server::{CertSource, PerfService, announce_ca, run_server_with};
 
 /// Exit code for unusable arguments (as clap uses).
@@ -38,6 +40,9 @@ pub enum Command {
     /// verified; plain sockets (one system call per datagram) or a stoq-core
     /// packet backend (`--backend linux-batch`: GSO/GRO).
     BaselineUdp(BaselineArgs),
+    /// Probe the host and its network interfaces, and show the tier and
+    /// profile `--tier auto` would run with, with every step-down reason.
+    Probe(ProbeArgs),
 }
 
 /// `stoq-perf baseline-udp` options.
@@ -93,15 +98,16 @@ pub struct ServerArgs {
     /// Certificate options.
     #[command(flatten)]
     pub cert: CertArgs,
-    /// Packet backend.
-    #[arg(long, default_value = "portable")]
-    pub backend: String,
-    /// Largest UDP payload in bytes.
-    #[arg(long, default_value_t = 1452)]
-    pub max_payload: usize,
-    /// Congestion control for the server's sending side.
-    #[arg(long, value_enum, default_value_t = Cc::Cubic)]
-    pub cc: Cc,
+    /// Tier, backend and interface.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+    /// Largest UDP payload in bytes [default: the profile's, else 1452].
+    #[arg(long)]
+    pub max_payload: Option<usize>,
+    /// Congestion control for the server's sending side [default: the
+    /// profile's, else cubic].
+    #[arg(long, value_enum)]
+    pub cc: Option<Cc>,
     /// Send as fast as the congestion window allows, without pacing.
     #[arg(long)]
     pub no_pacing: bool,
@@ -160,15 +166,15 @@ pub struct ClientArgs {
     /// QUIC connections.
     #[arg(long, default_value_t = 1)]
     pub connections: usize,
-    /// Packet backend.
-    #[arg(long, default_value = "portable")]
-    pub backend: String,
+    /// Tier, backend and interface.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
     /// Seconds between report lines.
     #[arg(long, default_value_t = 1.0)]
     pub interval: f64,
-    /// Largest UDP payload in bytes.
-    #[arg(long, default_value_t = 1452)]
-    pub max_payload: usize,
+    /// Largest UDP payload in bytes [default: the profile's, else 1452].
+    #[arg(long)]
+    pub max_payload: Option<usize>,
     /// Print the report as JSON on stdout (interval lines go to stderr).
     #[arg(long)]
     pub json: bool,
@@ -219,6 +225,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Server(a) => server(&a),
         Command::Client(a) => client(&a),
         Command::BaselineUdp(a) => baseline_udp(&a),
+        Command::Probe(a) => run_probe(&a),
     }
 }
 
@@ -270,8 +277,8 @@ fn baseline_udp(a: &BaselineArgs) -> ExitCode {
 }
 
 fn server(a: &ServerArgs) -> ExitCode {
-    let backend = match parse_backend(&a.backend) {
-        Ok(b) => b,
+    let chosen = match a.profile.resolve(false, a.listen.ip(), None) {
+        Ok(c) => c,
         Err(e) => return usage(&e),
     };
     let (tls, ca) = match a.cert.source().load() {
@@ -279,19 +286,25 @@ fn server(a: &ServerArgs) -> ExitCode {
         Err(e) => return fail(&e),
     };
     let mut cfg = ServerConfig::new(tls);
-    cfg.endpoint.backend = backend;
-    cfg.endpoint.transport.max_udp_payload = a.max_payload;
-    cfg.endpoint.transport.congestion_control = a.cc.into();
-    cfg.endpoint.transport.pacing = !a.no_pacing;
+    chosen.apply(&mut cfg.endpoint);
+    let t = &mut cfg.endpoint.transport;
+    if let Some(p) = a.max_payload {
+        t.max_udp_payload = p;
+    }
+    if let Some(cc) = a.cc {
+        t.congestion_control = cc.into();
+    }
+    t.pacing &= !a.no_pacing;
+    let payload = t.max_udp_payload;
+    eprintln!("{}", chosen.describe());
     let endpoint = match Endpoint::server(a.listen, cfg) {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
     eprintln!(
-        "stoq-perf server listening on {} ({} backend, max payload {})",
+        "stoq-perf server listening on {} ({} backend, max payload {payload})",
         endpoint.local_addr(),
-        backend,
-        a.max_payload
+        chosen.backend,
     );
     if let Some(ca) = ca {
         announce_ca(&ca);
@@ -308,7 +321,12 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 /// Turns client arguments into options, or a usage error message.
 pub fn client_options(a: &ClientArgs) -> Result<ClientOptions, String> {
-    let backend = parse_backend(&a.backend)?;
+    let peer = resolve(&a.addr).ok().map(|p| p.ip());
+    let bind = match peer {
+        Some(ip) if ip.is_ipv6() => std::net::Ipv6Addr::UNSPECIFIED.into(),
+        _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
+    };
+    let chosen = a.profile.resolve(false, bind, peer)?;
     let tls = match (&a.ca, a.insecure) {
         (Some(ca), _) => ClientTls::CaFile(ca.clone()),
         (None, true) => ClientTls::InsecureSkipVerify,
@@ -327,9 +345,12 @@ pub fn client_options(a: &ClientArgs) -> Result<ClientOptions, String> {
     o.amount = amount;
     o.streams = a.streams;
     o.connections = a.connections;
-    o.backend = backend;
+    o.backend = chosen.backend;
     o.interval = parse_secs("--interval", a.interval)?;
-    o.max_payload = a.max_payload;
+    let profile = chosen.selection.as_ref().map(|s| &s.profile);
+    o.max_payload = a.max_payload.or(profile.map(|p| p.max_udp_payload)).unwrap_or(o.max_payload);
+    eprintln!("{}", chosen.describe());
+    o.profile = profile.cloned();
     o.output = if a.json { Output::Stderr } else { Output::Stdout };
     Ok(o)
 }

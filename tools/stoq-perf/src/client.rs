@@ -95,6 +95,10 @@ pub struct ClientOptions {
     pub interval: Duration,
     /// Largest UDP payload.
     pub max_payload: usize,
+    /// The tier profile to run with (windows, congestion control, pacing,
+    /// buffers, batch); `None`: stoq-core's defaults. `backend` and
+    /// `max_payload` apply on top of it.
+    pub profile: Option<stoq_core::profile::Profile>,
     /// Idle timeout override (stoq-core's default when `None`).
     pub idle_timeout: Option<Duration>,
     /// Where interval lines go.
@@ -115,6 +119,7 @@ impl ClientOptions {
             backend: BackendKind::Portable,
             interval: Duration::from_secs(1),
             max_payload: 1452,
+            profile: None,
             idle_timeout: None,
             output: Output::Quiet,
         }
@@ -248,6 +253,9 @@ pub fn run_client(opts: &ClientOptions) -> Result<Report, ClientError> {
         .parse()
         .map_err(|_| ClientError::Options("internal: bad bind address".into()))?;
     let mut cfg = ClientConfig::new(opts.tls.clone());
+    if let Some(p) = &opts.profile {
+        p.apply(&mut cfg.endpoint);
+    }
     cfg.endpoint.backend = opts.backend;
     cfg.endpoint.transport.max_udp_payload = opts.max_payload;
     if let Some(t) = opts.idle_timeout {
@@ -390,6 +398,7 @@ pub fn run_client_on(endpoint: &Endpoint, peer: SocketAddr, opts: &ClientOptions
     let head = ReportHead {
         mode: opts.mode.name().into(),
         backend: endpoint.backend().name().into(),
+        tier: opts.profile.as_ref().map(|p| p.tier.name().to_owned()),
         connections: opts.connections,
         streams: opts.streams,
         max_payload: opts.max_payload,

@@ -54,6 +54,8 @@ pub mod cli;
 pub mod client;
 pub mod cpu;
 pub mod pattern;
+pub mod probe;
+pub mod profile;
 pub mod protocol;
 pub mod report;
 pub mod server;

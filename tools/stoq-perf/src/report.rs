@@ -43,6 +43,8 @@ pub struct Report {
     pub mode: String,
     /// Packet backend of the client endpoint.
     pub backend: String,
+    /// The client's tier when it ran with a probed profile (`--tier`).
+    pub tier: Option<String>,
     /// QUIC connections used.
     pub connections: usize,
     /// Stream units per connection (each one stream per direction).
@@ -266,6 +268,7 @@ impl Sampler {
         Report {
             mode: head.mode,
             backend: head.backend,
+            tier: head.tier,
             connections: head.connections,
             streams: head.streams,
             max_payload: head.max_payload,
@@ -298,6 +301,8 @@ pub struct ReportHead {
     pub mode: String,
     /// Backend name.
     pub backend: String,
+    /// Tier of the profile in use, if any.
+    pub tier: Option<String>,
     /// Connections.
     pub connections: usize,
     /// Streams per connection.

@@ -1,9 +1,9 @@
 //! The `linux-batch` backend: many datagrams per system call.
 //!
-//! Receive: one `recvmmsg` fills up to [`BATCH`] slots, each of which may
+//! Receive: one `recvmmsg` fills up to [`SocketOptions::batch`](crate::io::SocketOptions::batch) slots, each of which may
 //! hold a GRO super-buffer of equal-size datagrams (split by the shard),
 //! with the destination address and ECN bits from control messages.
-//! Send: one `sendmmsg` carries up to [`BATCH`] transmits, each a UDP GSO
+//! Send: one `sendmmsg` carries up to [`SocketOptions::batch`](crate::io::SocketOptions::batch) transmits, each a UDP GSO
 //! send of up to [`MAX_SEGMENTS`] packets to one peer, with source address,
 //! ECN and (when kernel pacing is on) a departure time.
 //!
@@ -21,10 +21,10 @@ use std::time::Duration;
 
 use mio::net::UdpSocket;
 
+use super::cmsg;
 use super::plan::{Failure, SendPlan};
 use super::socket;
 use super::sys::{self, MsgHeaders, NAME_LEN};
-use super::{BATCH, cmsg};
 use crate::io::udp::{Readiness, bind_udp};
 use crate::io::{
     BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
@@ -58,6 +58,7 @@ impl LinuxBatchIo {
         let local = socket.local_addr().map_err(setup("reading the bound address"))?;
         let features = socket::enable(fd, &local, opts.kernel_pacing).map_err(|(step, e)| setup(step)(e))?;
         let ready = Readiness::new(&mut socket).map_err(|(step, e)| setup(step)(e))?;
+        let batch = opts.batch();
         Ok(Self {
             socket,
             fd,
@@ -65,10 +66,10 @@ impl LinuxBatchIo {
             local,
             gro: features.gro,
             buffers,
-            hdrs: MsgHeaders::new(BATCH),
-            names: vec![[0; NAME_LEN]; BATCH],
-            controls: vec![[0; cmsg::RECV_SPACE]; BATCH],
-            plan: SendPlan::new("linux-batch", BATCH, &local, &features),
+            hdrs: MsgHeaders::new(batch),
+            names: vec![[0; NAME_LEN]; batch],
+            controls: vec![[0; cmsg::RECV_SPACE]; batch],
+            plan: SendPlan::new("linux-batch", batch, &local, &features),
             counters,
         })
     }
@@ -99,7 +100,7 @@ impl PacketIo for LinuxBatchIo {
         let slot_size = batch.slot_size();
         let spare = batch.spare_mut();
         let mut slots = 0;
-        for (i, slot) in spare.chunks_mut(slot_size).take(BATCH).enumerate() {
+        for (i, slot) in spare.chunks_mut(slot_size).take(self.plan.max()).enumerate() {
             self.hdrs.set(i, slot.as_mut_ptr(), slot.len(), &mut self.names[i], &mut self.controls[i]);
             slots += 1;
         }

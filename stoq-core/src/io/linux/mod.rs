@@ -19,8 +19,6 @@ pub use mmsg::LinuxBatchIo;
 use crate::io::IoCapabilities;
 use plan::SendPlan;
 
-/// Messages per `recvmmsg`/`sendmmsg` call or io_uring submission.
-pub const BATCH: usize = 32;
 /// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
 pub const MAX_SEGMENTS: usize = 64;
 /// A receive slot holds the largest GRO super-buffer (64 KiB), so nothing
@@ -35,8 +33,8 @@ fn capabilities(plan: &SendPlan, gro: bool, (recv_buffer, send_buffer): (usize, 
         gro,
         ecn: true,
         kernel_pacing: plan.kernel_pacing(),
-        rx_batch: BATCH,
-        tx_batch: BATCH,
+        rx_batch: plan.max(),
+        tx_batch: plan.max(),
         rx_slot_size: RX_SLOT,
         recv_buffer,
         send_buffer,

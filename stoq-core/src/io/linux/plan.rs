@@ -80,6 +80,11 @@ impl SendPlan {
         }
     }
 
+    /// Most transmits per call: the backend's batch size.
+    pub fn max(&self) -> usize {
+        self.max
+    }
+
     pub fn kernel_pacing(&self) -> bool {
         self.txtime.is_some()
     }

@@ -55,7 +55,7 @@ use self::mem::{BufRing, EventFd, RawMem, RecvHeader, SendMsgs};
 use super::plan::SendPlan;
 use super::socket;
 use super::sys::{self, NAME_LEN};
-use super::{BATCH, RX_SLOT, cmsg};
+use super::{RX_SLOT, cmsg};
 use crate::io::udp::bind_udp;
 use crate::io::{
     BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
@@ -209,9 +209,9 @@ impl UringIo {
             wake_armed: false,
             woke: false,
             pollout_armed: false,
-            tx: SendMsgs::new(BATCH),
-            plan: SendPlan::new("io_uring", BATCH, &local, &features),
-            results: vec![0; BATCH],
+            tx: SendMsgs::new(opts.batch()),
+            plan: SendPlan::new("io_uring", opts.batch(), &local, &features),
+            results: vec![0; opts.batch()],
             sends_reaped: 0,
             broken: false,
             counters,

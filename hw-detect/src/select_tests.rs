@@ -1,0 +1,223 @@
+use std::collections::BTreeMap;
+
+use super::*;
+use crate::model::*;
+
+fn host() -> Host {
+    Host {
+        kernel: Known::Known(KernelVersion { release: "6.18.0".into(), version: (6, 18, 0) }),
+        cpu: Known::Known(CpuTopology { packages: 1, cores: 8, threads: 16, numa_nodes: vec![], caches: vec![] }),
+        io_uring: Known::Known(IoUringSupport { opcodes: vec![], usable_by_stoq: true, missing: vec![] }),
+        udp: UdpOffloads { gso: Known::Known(true), gro: Known::Known(true) },
+        privileges: Known::Known(Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true }),
+        bpffs: Known::Known(true),
+        routes: Known::Known(vec![route("eth0", "0.0.0.0", 0, 100), route("eth0", "192.0.2.0", 24, 100)]),
+    }
+}
+
+fn route(iface: &str, dest: &str, prefix_len: u8, metric: u32) -> Route {
+    Route { iface: iface.into(), dest: dest.parse().unwrap(), prefix_len, metric }
+}
+
+fn nic(name: &str, speed: Option<u32>, shaped: Option<u64>) -> Interface {
+    Interface {
+        name: name.into(),
+        index: Known::Known(2),
+        kind: InterfaceKind::Ethernet,
+        operstate: Known::Known("up".into()),
+        driver: Known::unknown("test"),
+        speed_mbps: speed.map_or_else(|| Known::unknown("speed: Invalid argument"), Known::Known),
+        duplex: Known::unknown("test"),
+        mtu: Known::Known(1500),
+        queues: Known::Known(Queues { rx: 4, tx: 4, combined: Some(4), max_combined: Some(8) }),
+        rings: Known::unknown("test"),
+        offloads: Known::Known(BTreeMap::new()),
+        timestamping: Known::unknown("test"),
+        numa_node: Known::unknown("test"),
+        local_cpus: Known::unknown("test"),
+        addresses: vec!["192.0.2.10".parse().unwrap()],
+        xdp: Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: true, flags: vec![] }),
+        qdisc: Known::Known(RootQdisc { kind: if shaped.is_some() { "tbf" } else { "mq" }.into(), rate_bps: shaped }),
+    }
+}
+
+fn caps(ifaces: Vec<Interface>) -> Capabilities {
+    Capabilities { host: host(), interfaces: ifaces }
+}
+
+fn pick(c: &Capabilities) -> Selection {
+    select(c, &Overrides::default()).unwrap()
+}
+
+#[test]
+fn tier_follows_the_smaller_of_link_speed_and_shaping_at_every_boundary() {
+    // (link Mbit/s, shaping bit/s, tier)
+    let cases: &[(Option<u32>, Option<u64>, Tier)] = &[
+        (Some(10), None, Tier::Slow),
+        (Some(100), None, Tier::Home),
+        (Some(1000), None, Tier::Standard),
+        (Some(2500), None, Tier::Performance),
+        (Some(10_000), None, Tier::Enterprise),
+        (Some(25_000), None, Tier::DataCenter),
+        (Some(100_000), None, Tier::DataCenter),
+        (Some(10_000), Some(99_999_999), Tier::Slow),
+        (Some(10_000), Some(90_000_000), Tier::Slow),
+        (Some(10_000), Some(100_000_000), Tier::Home),
+        (Some(10_000), Some(500_000_000), Tier::Home),
+        (Some(10_000), Some(999_999_999), Tier::Home),
+        (Some(10_000), Some(1_000_000_000), Tier::Standard),
+        (Some(10_000), Some(2_000_000_000), Tier::Standard),
+        (Some(10_000), Some(2_499_999_999), Tier::Standard),
+        (Some(10_000), Some(2_500_000_000), Tier::Performance),
+        (Some(10_000), Some(5_000_000_000), Tier::Performance),
+        (Some(10_000), Some(9_999_999_999), Tier::Performance),
+        (Some(25_000), Some(24_999_999_999), Tier::Enterprise),
+        (Some(1000), Some(5_000_000_000), Tier::Standard), // shaping above the link does not raise it
+        (None, Some(500_000_000), Tier::Home),             // unknown link, known shaping
+    ];
+    for &(link, shaped, tier) in cases {
+        let s = pick(&caps(vec![nic("eth0", link, shaped)]));
+        assert_eq!(s.tier, tier, "link {link:?} Mbit/s, shaped {shaped:?}: {}", s.tier_reason);
+        assert_eq!(s.profile.tier, tier);
+        assert!(s.profile.rate_measured);
+        assert_eq!(Some(s.profile.rate_bps), s.effective_rate_bps);
+    }
+}
+
+#[test]
+fn the_reason_names_the_shaper_below_the_link() {
+    let s = pick(&caps(vec![nic("eth0", Some(10_000), Some(90_000_000))]));
+    assert_eq!(s.tier_reason, "slow: effective rate 90 Mbit/s (tbf shaping to 90 Mbit/s below the 10 Gbit/s link)");
+}
+
+#[test]
+fn unknown_link_speed_picks_a_safe_tier_and_says_why() {
+    let s = pick(&caps(vec![nic("eth0", None, None)]));
+    assert_eq!(s.tier, Tier::Standard);
+    assert!(s.tier_reason.contains("link speed unknown (speed: Invalid argument)"), "{}", s.tier_reason);
+    assert!(!s.profile.rate_measured);
+    assert_eq!(s.profile.max_pacing_rate, None);
+
+    let mut wifi = nic("wlp2s0", None, None);
+    wifi.kind = InterfaceKind::Wireless;
+    let mut c = caps(vec![wifi]);
+    c.host.routes = Known::Known(vec![route("wlp2s0", "::", 0, 600)]);
+    let s = pick(&c);
+    assert_eq!(s.tier, Tier::Home);
+    assert!(s.tier_reason.contains("Wi-Fi"), "{}", s.tier_reason);
+}
+
+#[test]
+fn backends_step_down_with_every_reason() {
+    // DataCenter wants zero-copy AF_XDP: this build has none, and this NIC lacks zero-copy.
+    let mut n = nic("eth0", Some(100_000), None);
+    n.xdp = Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: false, flags: vec![] });
+    let mut c = caps(vec![n]);
+    c.host.privileges = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: false, sys_admin: false });
+    let s = pick(&c);
+    assert_eq!(s.profile.backend, BackendKind::IoUring);
+    assert_eq!(
+        s.steps,
+        [
+            "AF_XDP: this build has no AF_XDP backend yet (stoq-xdp)",
+            "AF_XDP: no CAP_BPF",
+            "AF_XDP: driver has no zero-copy AF_XDP"
+        ]
+    );
+
+    // io_uring unusable: the next step is linux-batch, with io_uring's reason.
+    c.host.io_uring = Known::Known(IoUringSupport {
+        opcodes: vec![],
+        usable_by_stoq: false,
+        missing: vec!["io_uring_setup: Operation not permitted".into()],
+    });
+    let s = pick(&c);
+    assert_eq!(s.profile.backend, BackendKind::LinuxBatch);
+    assert_eq!(s.steps.last().unwrap(), "io_uring: io_uring_setup: Operation not permitted");
+
+    // Driver without native XDP, XDP unknown.
+    let mut n = nic("eth0", Some(10_000), None);
+    n.xdp = Known::unknown("kernel has no netdev netlink family (needs Linux 6.3+)");
+    let s = pick(&caps(vec![n]));
+    assert_eq!(s.tier, Tier::Enterprise);
+    assert!(s.steps.iter().any(|w| w.contains("XDP support unknown (kernel has no netdev")), "{:?}", s.steps);
+    let mut n = nic("eth0", Some(10_000), None);
+    n.xdp = Known::Known(XdpFeatures { native: false, redirect: false, zero_copy: false, flags: vec![] });
+    assert!(pick(&caps(vec![n])).steps.contains(&"AF_XDP: driver has no native XDP".to_owned()));
+}
+
+#[test]
+fn tiers_below_enterprise_take_their_preferred_backend_without_steps() {
+    for (mbit, backend) in
+        [(50, BackendKind::Portable), (500, BackendKind::LinuxBatch), (2000, BackendKind::LinuxBatch)]
+    {
+        let s = pick(&caps(vec![nic("eth0", Some(10_000), Some(mbit * 1_000_000))]));
+        assert_eq!(s.profile.backend, backend, "{mbit} Mbit/s");
+        assert!(s.steps.is_empty(), "{:?}", s.steps);
+    }
+    let s = pick(&caps(vec![nic("eth0", Some(5000), None)]));
+    assert_eq!((s.tier, s.profile.backend), (Tier::Performance, BackendKind::IoUring));
+    assert_eq!(s.profile.shards, 4, "one shard per RX queue (4) on 16 threads");
+}
+
+#[test]
+fn operator_overrides_win_or_fail_clearly() {
+    let mut c = caps(vec![nic("eth0", Some(1000), None)]);
+    let o = Overrides { backend: Some(BackendKind::Portable), tier: Some(Tier::DataCenter), ..Default::default() };
+    let s = select(&c, &o).unwrap();
+    assert_eq!((s.tier, s.profile.backend), (Tier::DataCenter, BackendKind::Portable));
+    assert!(s.tier_reason.contains("forced by --tier (the probe says standard)"), "{}", s.tier_reason);
+    assert!(s.steps[0].contains("sized for datacenter's nominal 100 Gbit/s, not the measured 1 Gbit/s"));
+
+    c.host.io_uring = Known::unknown("probe failed");
+    let e = select(&c, &Overrides { backend: Some(BackendKind::IoUring), ..Default::default() }).unwrap_err();
+    assert_eq!(
+        e.to_string(),
+        "backend io_uring cannot run here: io_uring support unknown; choose another with --backend, or leave it to \
+         the probe"
+    );
+
+    let e = select(&c, &Overrides { interface: Some("eth9".into()), ..Default::default() }).unwrap_err();
+    assert_eq!(e.to_string(), "no interface named \"eth9\"; this host has: eth0");
+}
+
+#[test]
+fn the_interface_comes_from_the_bind_address_then_the_default_route() {
+    let mut lo = nic("lo", None, None);
+    lo.kind = InterfaceKind::Loopback;
+    lo.addresses = vec!["127.0.0.1".parse().unwrap()];
+    let mut eth1 = nic("eth1", Some(25_000), None);
+    eth1.addresses = vec!["198.51.100.7".parse().unwrap()];
+    let mut c = caps(vec![lo, nic("eth0", Some(1000), None), eth1]);
+    let by_bind = |ip: &str| select(&c, &Overrides { bind: Some(ip.parse().unwrap()), ..Default::default() }).unwrap();
+    assert_eq!(by_bind("127.0.0.1").interface.as_deref(), Some("lo"));
+    assert_eq!(by_bind("198.51.100.7").interface.as_deref(), Some("eth1"));
+    assert_eq!(by_bind("198.51.100.7").tier, Tier::DataCenter);
+    let s = by_bind("0.0.0.0");
+    assert_eq!((s.interface.as_deref(), s.interface_reason.as_str()), (Some("eth0"), "it carries the default route"));
+
+    // A client: the route to its peer names the interface, longest prefix first.
+    c.host.routes = Known::Known(vec![
+        route("eth0", "0.0.0.0", 0, 100),
+        route("eth1", "198.51.100.0", 24, 0),
+        route("eth0", "198.51.100.128", 25, 50),
+    ]);
+    let to = |ip: &str| select(&c, &Overrides { peer: Some(ip.parse().unwrap()), ..Default::default() }).unwrap();
+    assert_eq!(to("198.51.100.9").interface.as_deref(), Some("eth1"));
+    assert_eq!(to("198.51.100.200").interface.as_deref(), Some("eth0"), "the /25 beats the /24");
+    assert_eq!(to("203.0.113.1").interface_reason, "the route to the peer 203.0.113.1 leaves by it");
+    assert_eq!(to("127.0.0.1").interface.as_deref(), Some("lo"));
+
+    c.host.routes = Known::Known(vec![]);
+    assert_eq!(pick(&c).interface, None, "two interfaces up, no route: no guess");
+    c.interfaces.pop();
+    assert_eq!(pick(&c).interface.as_deref(), Some("eth0"));
+}
+
+#[test]
+fn fq_root_qdisc_enables_kernel_pacing() {
+    let mut n = nic("eth0", Some(1000), None);
+    assert!(!pick(&caps(vec![n.clone()])).profile.kernel_pacing);
+    n.qdisc = Known::Known(RootQdisc { kind: "fq".into(), rate_bps: None });
+    assert!(pick(&caps(vec![n])).profile.kernel_pacing);
+}

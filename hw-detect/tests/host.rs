@@ -1,0 +1,158 @@
+//! The host half of `hw_detect::probe()` on this machine, as a whole process
+//! sees it: as root, with io_uring denied by a seccomp filter, and with the
+//! network and BPF capabilities dropped. The last two change the process for
+//! good, so each runs in a re-executed copy of this test binary.
+
+#![cfg(target_os = "linux")]
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::Command;
+
+use caps::{CapSet, Capability};
+use hw_detect::{Known, Overrides, Privileges, UdpOffloads, probe, select};
+
+/// Set in a re-executed child to the name of the test it must run.
+const CHILD_ENV: &str = "HW_DETECT_HOST_IT_CHILD";
+
+/// Whether this process is the re-executed child for test `name`.
+fn is_child(name: &str) -> bool {
+    std::env::var(CHILD_ENV).is_ok_and(|v| v == name)
+}
+
+/// Runs test `name` alone in a new copy of this binary and fails unless it
+/// ran there and passed.
+fn run_in_child(name: &str) {
+    let exe = std::env::current_exe().expect("path of the test binary");
+    let out = Command::new(exe)
+        .args([name, "--exact", "--nocapture", "--test-threads=1"])
+        .env(CHILD_ENV, name)
+        .output()
+        .expect("re-execute the test binary");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("test result: ok. 1 passed"),
+        "child {name} failed ({}):\n{stdout}\n{stderr}",
+        out.status
+    );
+}
+
+/// True when running as root; otherwise panics under CI and prints a skip
+/// notice elsewhere.
+fn root_or_skip(what: &str) -> bool {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
+    if euid == Some("0") {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} needs root, and CI is set");
+    eprintln!("SKIPPED {what}: needs root");
+    false
+}
+
+const ALL: Privileges = Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true };
+const NONE: Privileges = Privileges { net_admin: false, net_raw: false, bpf: false, sys_admin: false };
+
+#[test]
+fn probe_reports_this_hosts_cpus_io_uring_offloads_and_loopback() {
+    let caps = probe();
+    let host = &caps.host;
+
+    let nproc = Command::new("nproc").output().expect("run nproc");
+    let nproc: usize = String::from_utf8_lossy(&nproc.stdout).trim().parse().expect("nproc prints a number");
+    let cpu = host.cpu.get().expect("CPU topology");
+    assert_eq!(cpu.threads, nproc, "{cpu:?}");
+    assert!(cpu.packages >= 1 && cpu.packages <= cpu.cores && cpu.cores <= cpu.threads, "{cpu:?}");
+    assert!(cpu.caches.iter().all(|c| c.size.is_some()), "{cpu:?}");
+
+    let uring = host.io_uring.get().expect("io_uring probe");
+    assert!(uring.usable_by_stoq && uring.missing.is_empty(), "{uring:?}");
+    for op in ["RecvMsg", "SendMsg"] {
+        assert!(uring.opcodes.iter().any(|o| o == op), "{op} missing from {:?}", uring.opcodes);
+    }
+
+    assert_eq!(host.udp, UdpOffloads { gso: Known::Known(true), gro: Known::Known(true) });
+
+    let lo = caps.interface("lo").expect("lo probed");
+    assert!(lo.addresses.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{:?}", lo.addresses);
+
+    if root_or_skip("privileges as root") {
+        assert_eq!(host.privileges, Known::Known(ALL));
+    }
+}
+
+/// Fails `io_uring_setup` with `errno` on the calling thread, as container
+/// runtimes' seccomp profiles do.
+#[allow(unsafe_code)]
+mod seccomp {
+    use std::io;
+
+    pub fn deny_io_uring_setup(errno: i32) -> io::Result<()> {
+        // struct sock_filter (include/uapi/linux/filter.h): load the syscall
+        // number (offset 0 of struct seccomp_data, include/uapi/linux/seccomp.h),
+        // fail io_uring_setup with `errno`, allow everything else.
+        let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
+        let mut filter = [
+            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
+            op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, libc::SYS_io_uring_setup as u32),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32),
+            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
+        ];
+        let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
+        // SAFETY: prctl with integer arguments only; affects this thread.
+        if unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: `prog` and the filter it points to outlive the call, which
+        // copies them; the filter only affects this thread.
+        let r =
+            unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) };
+        if r != 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(())
+    }
+}
+
+#[test]
+fn io_uring_denied_by_seccomp_is_reported_with_the_reason() {
+    const NAME: &str = "io_uring_denied_by_seccomp_is_reported_with_the_reason";
+    if !is_child(NAME) {
+        return run_in_child(NAME);
+    }
+    seccomp::deny_io_uring_setup(libc::EPERM).expect("install the seccomp filter");
+    let caps = probe();
+    let uring = caps.host.io_uring.get().expect("a denied io_uring is a known answer");
+    assert!(!uring.usable_by_stoq, "{uring:?}");
+    assert!(uring.opcodes.is_empty(), "{uring:?}");
+    assert_eq!(uring.missing.len(), 1, "{uring:?}");
+    assert!(uring.missing[0].starts_with("io_uring_setup: Operation not permitted"), "{uring:?}");
+    // The rest of the host is still probed.
+    assert!(caps.host.cpu.get().is_some(), "{:?}", caps.host.cpu);
+    assert_eq!(caps.host.udp.gso, Known::Known(true));
+}
+
+#[test]
+fn unprivileged_probe_reports_missing_capabilities_and_still_selects() {
+    const NAME: &str = "unprivileged_probe_reports_missing_capabilities_and_still_selects";
+    if !root_or_skip(NAME) {
+        return;
+    }
+    if !is_child(NAME) {
+        return run_in_child(NAME);
+    }
+    assert_eq!(probe().host.privileges, Known::Known(ALL), "root starts with every capability");
+    let dropped = [Capability::CAP_NET_ADMIN, Capability::CAP_NET_RAW, Capability::CAP_BPF, Capability::CAP_SYS_ADMIN];
+    // Effective first: the kernel refuses an effective set wider than the permitted one.
+    for set in [CapSet::Effective, CapSet::Permitted] {
+        for cap in dropped {
+            caps::drop(None, set, cap).unwrap_or_else(|e| panic!("drop {cap} from {set:?}: {e}"));
+        }
+    }
+    let caps = probe();
+    assert_eq!(caps.host.privileges, Known::Known(NONE));
+    // Only those four went: CAP_CHOWN, for one, is still effective.
+    assert_eq!(caps::has_cap(None, CapSet::Effective, Capability::CAP_CHOWN).ok(), Some(true));
+    let choice = select(&caps, &Overrides::default());
+    assert!(choice.is_ok(), "an unprivileged probe must still give a profile: {choice:?}");
+}
