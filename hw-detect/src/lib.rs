@@ -40,5 +40,5 @@ mod probe;
 pub mod report;
 mod select;
 
-pub use probe::probe;
+pub use probe::{probe, probe_at};
 pub use select::{Overrides, SelectError, Selection, select};

@@ -1,6 +1,11 @@
 //! Assembles [`Capabilities`] from every source, field by field: ethtool
 //! first where it knows more (link settings, channels, driver), sysfs where
 //! ethtool has nothing (loopback, veth), netlink for XDP and qdiscs.
+//!
+//! [`probe_at`] reads a sysfs/procfs snapshot under another root (a fixture
+//! tree, or one copied from an operator's host): what only the running
+//! kernel can answer (ethtool, netlink, hwloc, io_uring, sockets,
+//! capabilities) is then `Unknown`, never borrowed from this host.
 
 use crate::model::{Capabilities, Host, Interface, Known};
 #[cfg(target_os = "linux")]
@@ -9,12 +14,19 @@ use crate::{procfs, sysfs};
 /// Probes this host. Never fails: what cannot be read is `Unknown` with the
 /// reason.
 pub fn probe() -> Capabilities {
+    probe_at(std::path::Path::new("/"))
+}
+
+/// Probes the sysfs and procfs found under `root`; the kernel itself is
+/// asked only when `root` is `/`.
+pub fn probe_at(root: &std::path::Path) -> Capabilities {
     #[cfg(target_os = "linux")]
     {
-        linux_probe()
+        linux_probe(root)
     }
     #[cfg(not(target_os = "linux"))]
     {
+        let _ = root;
         let no = || Known::unknown("hw-detect reads Linux interfaces only");
         Capabilities {
             host: Host {
@@ -32,18 +44,23 @@ pub fn probe() -> Capabilities {
 }
 
 #[cfg(target_os = "linux")]
-fn linux_probe() -> Capabilities {
-    use std::path::Path;
+fn linux_probe(root: &std::path::Path) -> Capabilities {
+    use std::collections::HashMap;
 
     use crate::linux::{ethtool, host, netlink};
 
-    let root = Path::new("/");
-    let xdp = netlink::xdp_features().map_err(|e| e.to_string());
-    let qdiscs = netlink::root_qdiscs().map_err(|e| e.to_string());
-    let mut addresses = host::addresses().unwrap_or_else(|e| {
-        log::warn!("reading interface addresses: {e}");
-        Default::default()
-    });
+    let live = root == std::path::Path::new("/");
+    let snapshot = format!("not probed: {} is a snapshot, not the running kernel", root.display());
+    let xdp = if live { netlink::xdp_features().map_err(|e| e.to_string()) } else { Err(snapshot.clone()) };
+    let qdiscs = if live { netlink::root_qdiscs().map_err(|e| e.to_string()) } else { Err(snapshot.clone()) };
+    let mut addresses = if live {
+        host::addresses().unwrap_or_else(|e| {
+            log::warn!("reading interface addresses: {e}");
+            HashMap::new()
+        })
+    } else {
+        HashMap::new()
+    };
     let names = sysfs::interface_names(root).unwrap_or_else(|e| {
         log::warn!("listing /sys/class/net: {e}");
         Vec::new()
@@ -52,7 +69,7 @@ fn linux_probe() -> Capabilities {
         .iter()
         .map(|name| {
             let s = sysfs::interface(root, name);
-            let e = ethtool::query(name);
+            let e = if live { ethtool::query(name) } else { ethtool::EthtoolInfo::all_unknown(&snapshot) };
             Interface {
                 xdp: per_index(&xdp, s.index.get(), "XDP features"),
                 qdisc: per_index(&qdiscs, s.index.get(), "root qdisc"),
@@ -77,10 +94,14 @@ fn linux_probe() -> Capabilities {
     Capabilities {
         host: Host {
             kernel: procfs::kernel_version(root),
-            cpu: host::cpu_topology(),
-            io_uring: host::io_uring(),
-            udp: host::udp_offloads(),
-            privileges: host::privileges(),
+            cpu: if live { host::cpu_topology() } else { Known::unknown(&snapshot) },
+            io_uring: if live { host::io_uring() } else { Known::unknown(&snapshot) },
+            udp: if live {
+                host::udp_offloads()
+            } else {
+                crate::model::UdpOffloads { gso: Known::unknown(&snapshot), gro: Known::unknown(&snapshot) }
+            },
+            privileges: if live { host::privileges() } else { Known::unknown(&snapshot) },
             bpffs: procfs::bpffs_mounted(root),
             routes: procfs::routes(root),
         },

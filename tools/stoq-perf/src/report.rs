@@ -73,6 +73,11 @@ pub struct Report {
     /// Run-time GSO refusals on the client endpoint (it fell back to one
     /// datagram per packet; nothing was lost).
     pub gso_fallbacks: u64,
+    /// Settings the client's per-connection adapters raised (window or
+    /// pacing cap) during the run; 0 without a profile.
+    pub adapter_ups: u64,
+    /// Settings they lowered.
+    pub adapter_downs: u64,
     /// QUIC packets declared lost, all connections.
     pub packets_lost: u64,
     /// Mean smoothed RTT of the connections at the end, milliseconds.
@@ -159,6 +164,7 @@ struct Snapshot {
     tx_syscalls: u64,
     rx_syscalls: u64,
     gso_fallbacks: u64,
+    adapter: (u64, u64),
     lost: u64,
     cpu: CpuTime,
 }
@@ -173,6 +179,7 @@ impl Snapshot {
             tx_syscalls: 0,
             rx_syscalls: 0,
             gso_fallbacks: 0,
+            adapter: (0, 0),
             lost: 0,
             cpu: CpuTime::default(),
         }
@@ -223,6 +230,7 @@ impl Sampler {
             tx_syscalls: ep.tx_syscalls,
             rx_syscalls: ep.rx_syscalls,
             gso_fallbacks: ep.gso_fallbacks,
+            adapter: (ep.adapter_ups, ep.adapter_downs),
             lost: self.lost.iter().sum(),
             cpu: CpuTime::now(),
         }
@@ -282,6 +290,8 @@ impl Sampler {
             rx_syscalls: last.rx_syscalls - first.rx_syscalls,
             tx_syscalls: last.tx_syscalls - first.tx_syscalls,
             gso_fallbacks: last.gso_fallbacks - first.gso_fallbacks,
+            adapter_ups: last.adapter.0 - first.adapter.0,
+            adapter_downs: last.adapter.1 - first.adapter.1,
             packets_lost: last.lost.saturating_sub(first.lost),
             rtt_ms: self.mean_rtt_ms(),
             cpu_user_s: cpu.user,

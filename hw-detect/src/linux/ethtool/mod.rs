@@ -48,7 +48,7 @@ pub struct EthtoolInfo {
 
 impl EthtoolInfo {
     /// Every field unknown for the same reason.
-    fn all_unknown(why: &str) -> Self {
+    pub(crate) fn all_unknown(why: &str) -> Self {
         EthtoolInfo {
             driver: Known::unknown(why),
             speed_mbps: Known::unknown(why),

@@ -1,0 +1,53 @@
+#!/usr/bin/env bash
+# Shaped-link benchmark, one run: two network namespaces joined by a veth
+# pair (MTU 1500), both ends shaped by tbf to each rate in turn, and a
+# verified stoq-perf download per rate
+#   - with the profile the probe chooses (--tier auto on both ends), and
+#   - with the built-in defaults (--tier none: portable backend, fixed
+#     windows), the baseline in the same run.
+# The shaped rate is the physical bound; tbf counts Ethernet/IP/UDP headers,
+# so stream payload can reach about 94.6% of it. Needs root (ip netns, tc).
+# Usage: tools/bench-shaped.sh [RATES (default "90mbit 500mbit 2gbit 5gbit")] [SECONDS (default 4)]
+set -euo pipefail
+cd "$(dirname "$0")/.."
+rates=${1:-90mbit 500mbit 2gbit 5gbit}
+secs=${2:-4}
+cargo build --release -q -p stoq-perf
+perf=$PWD/target/release/stoq-perf
+tag=bs$$
+a=$tag-a b=$tag-b
+pki=$(mktemp -d)
+cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$pki"; }
+trap cleanup EXIT
+ip netns add "$a"; ip netns add "$b"
+ip link add "${tag}a" netns "$a" type veth peer name "${tag}b" netns "$b"
+ip -n "$a" addr add 10.231.0.1/24 dev "${tag}a"; ip -n "$b" addr add 10.231.0.2/24 dev "${tag}b"
+for ns in "$a" "$b"; do ip -n "$ns" link set lo up; done
+ip -n "$a" link set "${tag}a" mtu 1500 up; ip -n "$b" link set "${tag}b" mtu 1500 up
+echo "host: $(nproc) cores, $(uname -r); GLIBC_TUNABLES=${GLIBC_TUNABLES:-(not set)}; ${secs}s per run, download, 1 connection, 1 stream"
+printf '%-8s | %-34s | %-22s | %-22s | %s\n' rate "probe: tier (backend)" "auto profile Mbit/s" "defaults Mbit/s" "auto / defaults"
+to_bits() { python3 -c "import sys; s=sys.argv[1]; u={'kbit':1e3,'mbit':1e6,'gbit':1e9}; print(int(float(s[:-4])*u[s[-4:]]))" "$1"; }
+run() { # $1 = --tier value; prints goodput in Mbit/s and the tier
+  ip netns exec "$a" "$perf" server --tier "$1" --listen 10.231.0.1:4433 --dev-pki "$pki" >/dev/null 2>&1 &
+  local server=$!
+  for _ in $(seq 50); do [[ -f $pki/ca.pem ]] && break; sleep 0.1; done
+  sleep 0.5
+  ip netns exec "$b" "$perf" client 10.231.0.1:4433 --tier "$1" --ca "$pki/ca.pem" --time "$secs" --json 2>/dev/null |
+    python3 -c "import json,sys; r=json.load(sys.stdin); assert r['verified']; print(f\"{r['goodput_gbps']*1000:.1f} {r['tier'] or 'none'} {r['backend']}\")"
+  kill $server; wait $server 2>/dev/null || true
+}
+for rate in $rates; do
+  bits=$(to_bits "$rate")
+  burst=$(( bits / 8 / 500 > 65536 ? bits / 8 / 500 : 65536 ))
+  for ns in "$a:${tag}a" "$b:${tag}b"; do
+    ip netns exec "${ns%%:*}" tc qdisc replace dev "${ns#*:}" root tbf rate "$rate" burst "$burst" latency 20ms
+  done
+  read -r auto tier backend <<<"$(run auto)"
+  read -r base _ _ <<<"$(run none)"
+  python3 - "$rate" "$bits" "$tier" "$backend" "$auto" "$base" <<'PY'
+import sys
+rate, bits, tier, backend, auto, base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6])
+share = lambda v: f"{v:.1f} ({v * 1e6 / bits * 100:.1f}%)"
+print(f"{rate:<8} | {tier + ' (' + backend + ')':<34} | {share(auto):<22} | {share(base):<22} | {auto / base:.2f}x")
+PY
+done
