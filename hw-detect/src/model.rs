@@ -241,8 +241,8 @@ pub enum InterfaceKind {
     Ethernet,
     /// 802.11 Wi-Fi.
     Wireless,
-    /// A virtual device without hardware (veth, bridge, bond, tun...); the
-    /// text is the kernel's `DEVTYPE` or driver name.
+    /// An Ethernet-type device without hardware behind it (veth, bridge,
+    /// bond, tun...): no `device` link in sysfs.
     Virtual,
     /// Anything else (ARPHRD type not Ethernet).
     Other,

@@ -1,10 +1,11 @@
 //! Live tests against this host's kernel: `lo`, `eth0` (read-only queries),
-//! and a veth pair inside a network namespace the test creates. Values are
+//! and a veth pair between network namespaces the test creates. Values are
 //! compared with sysfs and, where the `ethtool` binary is installed, with it.
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicU32, Ordering};
+
+use stoq_testbed::NetnsPair;
 
 use super::*;
 
@@ -24,14 +25,10 @@ fn unknown_reason<T: std::fmt::Debug>(k: &Known<T>) -> &str {
     }
 }
 
-/// `ethtool ARGS` (inside `netns` when given); `None` when the binary is not installed.
-fn ethtool_binary(netns: Option<&str>, args: &[&str]) -> Option<String> {
-    let mut cmd = match netns {
-        Some(ns) => {
-            let mut c = Command::new("ip");
-            c.args(["netns", "exec", ns, "ethtool"]);
-            c
-        }
+/// `ethtool ARGS` (inside namespace 0 of `net` when given); `None` when the binary is not installed.
+fn ethtool_binary(net: Option<&NetnsPair>, args: &[&str]) -> Option<String> {
+    let mut cmd = match net {
+        Some(net) => net.command(0, "ethtool"),
         None => Command::new("ethtool"),
     };
     if Command::new("ethtool").arg("--version").output().is_err() {
@@ -170,90 +167,31 @@ fn eth0_matches_sysfs_read_only() {
     }
 }
 
-/// A network namespace of this test's own, deleted on drop.
-struct Netns {
-    name: String,
-}
-
-impl Netns {
-    fn create() -> Result<Self, String> {
-        static SEQ: AtomicU32 = AtomicU32::new(0);
-        let name = format!("hwdet-ethtool-{}-{}", std::process::id(), SEQ.fetch_add(1, Ordering::Relaxed));
-        ip(&["netns", "add", &name])?;
-        Ok(Netns { name })
-    }
-
-    /// `ip -n NS ARGS`.
-    fn ip(&self, args: &[&str]) -> Result<(), String> {
-        ip(&[&["-n", &self.name], args].concat())
-    }
-
-    /// Runs `cmd` inside the namespace, which `ip netns exec` gives its own sysfs.
-    fn exec(&self, cmd: &[&str]) -> String {
-        let out = Command::new("ip").args(["netns", "exec", &self.name]).args(cmd).output().expect("ip netns exec");
-        assert!(out.status.success(), "{cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8(out.stdout).expect("UTF-8").trim().to_owned()
-    }
-
-    /// [`query`] from a thread that entered the namespace before opening its socket.
-    fn query(&self, ifname: &str) -> EthtoolInfo {
-        let path = format!("/run/netns/{}", self.name);
-        let ifname = ifname.to_owned();
-        std::thread::spawn(move || {
-            let ns = std::fs::File::open(&path).expect("open netns");
-            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWNET).expect("setns");
-            query(&ifname)
-        })
-        .join()
-        .expect("query thread")
-    }
-}
-
-impl Drop for Netns {
-    fn drop(&mut self) {
-        if let Err(e) = ip(&["netns", "del", &self.name]) {
-            eprintln!("cleanup of netns {}: {e}", self.name);
-        }
-    }
-}
-
-fn ip(args: &[&str]) -> Result<(), String> {
-    let out = Command::new("ip").args(args).output().map_err(|e| format!("ip {args:?}: {e}"))?;
-    if out.status.success() {
-        Ok(())
-    } else {
-        Err(format!("ip {args:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
-    }
+/// Runs `cmd args` inside namespace 0 of `net` (whose sysfs `ip netns exec`
+/// remounts), and returns its trimmed stdout.
+fn exec(net: &NetnsPair, cmd: &str, args: &[&str]) -> String {
+    net.output(0, cmd, args).unwrap_or_else(|e| panic!("{e}")).trim().to_owned()
 }
 
 #[test]
 fn veth_in_own_namespace() {
-    let ns = match Netns::create() {
-        Ok(ns) => ns,
-        Err(e) => return skip(&format!("veth test needs root and iproute2 to create a network namespace: {e}")),
-    };
-    let (a, b) = ("hwdet-va0", "hwdet-vb0");
-    let setup = ns
-        .ip(&["link", "add", a, "numrxqueues", "4", "numtxqueues", "3", "type", "veth", "peer", "name", b])
-        .and_then(|()| ns.ip(&["link", "set", a, "up"]))
-        .and_then(|()| ns.ip(&["link", "set", b, "up"]));
-    if let Err(e) = setup {
-        return skip(&e);
-    }
+    let Some(net) = NetnsPair::create_with_queues(4, 3) else { return };
+    let a = net.links[0].as_str();
 
-    let info = ns.query(a);
+    // From a thread in the namespace, so that the ioctl socket opens there.
+    let info = net.run_scoped(0, || query(a));
     let driver = info.driver.get().expect("veth answers ETHTOOL_GDRVINFO");
     assert_eq!(driver.name, "veth");
     assert_eq!(driver.bus_info, None);
     assert_eq!(driver.firmware, None);
     // veth_get_link_ksettings: 10000 Mb/s full duplex; sysfs asks the same driver op.
     assert_eq!(info.speed_mbps, Known::Known(10_000));
-    assert_eq!(ns.exec(&["cat", &format!("/sys/class/net/{a}/speed")]), "10000");
+    assert_eq!(exec(&net, "cat", &[&format!("/sys/class/net/{a}/speed")]), "10000");
     assert_eq!(info.duplex, Known::Known("full".to_owned()));
-    assert_eq!(ns.exec(&["cat", &format!("/sys/class/net/{a}/duplex")]), "full");
+    assert_eq!(exec(&net, "cat", &[&format!("/sys/class/net/{a}/duplex")]), "full");
     // veth reports dedicated RX/TX channels and no combined ones.
     assert_eq!(info.queues, Known::Known(Queues { rx: 4, tx: 3, combined: None, max_combined: None }));
-    let sysfs_queues = ns.exec(&["ls", &format!("/sys/class/net/{a}/queues")]);
+    let sysfs_queues = exec(&net, "ls", &[&format!("/sys/class/net/{a}/queues")]);
     let count = |p: &str| u32::try_from(sysfs_queues.split_whitespace().filter(|q| q.starts_with(p)).count()).unwrap();
     assert_eq!((count("rx-"), count("tx-")), (4, 3), "sysfs queues: {sysfs_queues}");
     let rings = unknown_reason(&info.rings);
@@ -262,10 +200,10 @@ fn veth_in_own_namespace() {
     let offloads = info.offloads.get().expect("veth answers ETHTOOL_GFEATURES");
     assert!(offloads["tx-udp-segmentation"].active);
 
-    if let Some(out) = ethtool_binary(Some(&ns.name), &["-i", a]) {
+    if let Some(out) = ethtool_binary(Some(&net), &["-i", a]) {
         assert_eq!(ethtool_field(&out, "version").filter(|v| !v.is_empty()), driver.version.as_deref());
     }
-    if let Some(out) = ethtool_binary(Some(&ns.name), &["-k", a]) {
+    if let Some(out) = ethtool_binary(Some(&net), &["-k", a]) {
         assert!(compare_with_ethtool_k(&out, offloads) > 20, "too few features compared:\n{out}");
     }
 

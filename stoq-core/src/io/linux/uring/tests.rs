@@ -94,24 +94,7 @@ fn the_factory_opens_it_by_name() {
 /// filter is per thread and dies with it.
 fn bind_with_io_uring_denied(errno: i32) -> BackendError {
     std::thread::spawn(move || {
-        // struct sock_filter (include/uapi/linux/filter.h): load the syscall
-        // number (offset 0 of struct seccomp_data, include/uapi/linux/seccomp.h),
-        // fail io_uring_setup with `errno`, allow everything else.
-        let op = |code: u32, jt: u8, jf: u8, k: u32| libc::sock_filter { code: code as u16, jt, jf, k };
-        let mut filter = [
-            op(libc::BPF_LD | libc::BPF_W | libc::BPF_ABS, 0, 0, 0),
-            op(libc::BPF_JMP | libc::BPF_JEQ | libc::BPF_K, 0, 1, libc::SYS_io_uring_setup as u32),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ERRNO | errno as u32),
-            op(libc::BPF_RET | libc::BPF_K, 0, 0, libc::SECCOMP_RET_ALLOW),
-        ];
-        let prog = libc::sock_fprog { len: filter.len() as u16, filter: filter.as_mut_ptr() };
-        // SAFETY: prctl with integer arguments only; affects this thread.
-        assert_eq!(unsafe { libc::prctl(libc::PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) }, 0);
-        // SAFETY: `prog` and the filter it points to outlive the call, which
-        // copies them; the filter only affects this thread.
-        let r =
-            unsafe { libc::prctl(libc::PR_SET_SECCOMP, libc::SECCOMP_MODE_FILTER, &prog as *const libc::sock_fprog) };
-        assert_eq!(r, 0, "install seccomp filter: {}", io::Error::last_os_error());
+        stoq_testbed::deny_io_uring_setup(errno).unwrap_or_else(|e| panic!("install seccomp filter: {e}"));
         let counters = Arc::new(IoCounters::default());
         UringIo::bind("127.0.0.1:0".parse().unwrap(), &SocketOptions::default(), counters)
             .err()
