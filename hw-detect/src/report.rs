@@ -196,7 +196,14 @@ fn selection(out: &mut String, s: &Selection) {
     let sized = if p.rate_measured { "measured" } else { "nominal, not measured" };
     row(out, "sized for", format!("{} ({sized}), RTT {} ms", mbps(p.rate_bps), p.design_rtt.as_millis()));
     row(out, "backend", p.backend.to_string());
-    row(out, "shards", p.shards.to_string());
+    row(
+        out,
+        "shards",
+        match p.shards {
+            1 => "1".to_owned(),
+            n => format!("{n} for this host; per-core sharding is not built yet, so an endpoint runs 1"),
+        },
+    );
     row(out, "batch", format!("{} datagrams per call", p.batch));
     row(out, "socket buffers", format!("recv {}, send {}", bytes(p.recv_buffer as u64), bytes(p.send_buffer as u64)));
     row(

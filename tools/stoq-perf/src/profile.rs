@@ -50,17 +50,13 @@ impl ProfileArgs {
     /// to (its route names the interface). Errors are usage messages.
     pub fn resolve(&self, auto_by_default: bool, bind: IpAddr, peer: Option<IpAddr>) -> Result<Chosen, String> {
         let backend = self.backend.as_deref().map(parse_backend).transpose()?;
-        let tier = match self.tier.as_deref() {
-            None if auto_by_default => Some(None),
-            None | Some("none") => None,
-            Some("auto") => Some(None),
-            Some(name) => Some(Some(name.parse::<Tier>().map_err(|e| format!("--tier: {e}, auto or none"))?)),
-        };
-        let Some(tier) = tier else {
-            if self.interface.is_some() {
-                return Err("--interface needs a profile: drop --tier none".into());
-            }
-            return Ok(Chosen { backend: backend.unwrap_or(BackendKind::Portable), ..Chosen::default() });
+        let default = if auto_by_default { "auto" } else { "none" };
+        // `None`: the probe picks the tier.
+        let tier = match self.tier.as_deref().unwrap_or(default) {
+            "auto" => None,
+            "none" if self.interface.is_some() => return Err("--interface needs a profile: drop --tier none".into()),
+            "none" => return Ok(Chosen { backend: backend.unwrap_or(BackendKind::Portable), ..Chosen::default() }),
+            name => Some(name.parse::<Tier>().map_err(|e| format!("--tier: {e}, auto or none"))?),
         };
         let caps = hw_detect::probe();
         let o = Overrides { interface: self.interface.clone(), tier, backend, bind: Some(bind), peer };
