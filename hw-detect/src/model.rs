@@ -373,6 +373,9 @@ pub struct XdpFeatures {
     pub redirect: bool,
     /// NETDEV_XDP_ACT_XSK_ZEROCOPY: zero-copy AF_XDP.
     pub zero_copy: bool,
+    /// Most buffers one zero-copy AF_XDP frame may span
+    /// (`NETDEV_A_DEV_XDP_ZC_MAX_SEGS`), where the kernel reports it.
+    pub zc_max_segs: Option<u32>,
     /// The raw flag names the kernel reported.
     pub flags: Vec<String>,
 }

@@ -170,7 +170,8 @@ fn interface(out: &mut String, i: &Interface) {
         out,
         "XDP",
         show(&i.xdp, |x| {
-            format!("native {}, redirect {}, zero-copy {}", yes(&x.native), yes(&x.redirect), yes(&x.zero_copy))
+            let segs = x.zc_max_segs.map(|n| format!(" (segments per frame: at most {n})")).unwrap_or_default();
+            format!("native {}, redirect {}, zero-copy {}{segs}", yes(&x.native), yes(&x.redirect), yes(&x.zero_copy))
         }),
     );
     row(

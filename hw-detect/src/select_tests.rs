@@ -36,7 +36,13 @@ fn nic(name: &str, speed: Option<u32>, shaped: Option<u64>) -> Interface {
         numa_node: Known::unknown("test"),
         local_cpus: Known::unknown("test"),
         addresses: vec!["192.0.2.10".parse().unwrap()],
-        xdp: Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: true, flags: vec![] }),
+        xdp: Known::Known(XdpFeatures {
+            native: true,
+            redirect: true,
+            zero_copy: true,
+            zc_max_segs: None,
+            flags: vec![],
+        }),
         qdisc: Known::Known(RootQdisc { kind: if shaped.is_some() { "tbf" } else { "mq" }.into(), rate_bps: shaped }),
     }
 }
@@ -111,7 +117,8 @@ fn unknown_link_speed_picks_a_safe_tier_and_says_why() {
 fn backends_step_down_with_every_reason() {
     // DataCenter wants zero-copy AF_XDP: this build has none, and this NIC lacks zero-copy.
     let mut n = nic("eth0", Some(100_000), None);
-    n.xdp = Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: false, flags: vec![] });
+    n.xdp =
+        Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: false, zc_max_segs: None, flags: vec![] });
     let mut c = caps(vec![n]);
     c.host.privileges = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: false, sys_admin: false });
     let s = pick(&c);
@@ -142,7 +149,13 @@ fn backends_step_down_with_every_reason() {
     assert_eq!(s.tier, Tier::Enterprise);
     assert!(s.steps.iter().any(|w| w.contains("XDP support unknown (kernel has no netdev")), "{:?}", s.steps);
     let mut n = nic("eth0", Some(10_000), None);
-    n.xdp = Known::Known(XdpFeatures { native: false, redirect: false, zero_copy: false, flags: vec![] });
+    n.xdp = Known::Known(XdpFeatures {
+        native: false,
+        redirect: false,
+        zero_copy: false,
+        zc_max_segs: None,
+        flags: vec![],
+    });
     assert!(pick(&caps(vec![n])).steps.contains(&"AF_XDP: driver has no native XDP".to_owned()));
 }
 

@@ -156,13 +156,14 @@ fn veth_xdp_features_match_the_driver() {
         native: true,
         redirect: true,
         zero_copy: false,
+        zc_max_segs: None,
         flags: vec!["basic".into(), "redirect".into(), "rx-sg".into()],
     };
     for (i, (veth, lo)) in ends.into_iter().enumerate() {
         let all = &all[i];
         assert_eq!(all.get(&veth), Some(&base), "namespace {i}: {all:?}");
         // Loopback has no XDP (xdp_features 0), and is still listed.
-        let none = XdpFeatures { native: false, redirect: false, zero_copy: false, flags: vec![] };
+        let none = XdpFeatures { native: false, redirect: false, zero_copy: false, zc_max_segs: None, flags: vec![] };
         assert_eq!(all.get(&lo), Some(&none), "namespace {i}: {all:?}");
         assert_eq!(all.len(), 2, "namespace {i}: {all:?}");
     }

@@ -128,7 +128,8 @@ pub fn xdp_features() -> Result<HashMap<u32, XdpFeatures>, NetlinkError> {
         let dev = m.payload.dev;
         let ifindex = dev.ifindex.ok_or_else(|| NetlinkError::decode(OP_DEV_GET, "an answer has no ifindex"))?;
         if let Some(bits) = dev.xdp_features {
-            out.insert(ifindex, xdp_features_from_bits(bits));
+            let features = XdpFeatures { zc_max_segs: dev.xdp_zc_max_segs, ..xdp_features_from_bits(bits) };
+            out.insert(ifindex, features);
         }
     }
     Ok(out)

@@ -64,6 +64,7 @@ pub fn xdp_features_from_bits(bits: u64) -> XdpFeatures {
         native: bits & NETDEV_XDP_ACT_BASIC != 0,
         redirect: bits & NETDEV_XDP_ACT_REDIRECT != 0,
         zero_copy: bits & NETDEV_XDP_ACT_XSK_ZEROCOPY != 0,
+        zc_max_segs: None,
         flags,
     }
 }
