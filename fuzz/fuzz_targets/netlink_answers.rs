@@ -22,7 +22,7 @@ fuzz_target!(|data: &[u8]| {
             options(opts);
         }
         for e in &entries {
-            if let Ok(Some(sum)) = nl::htb_rate_bps(e.handle, &entries) {
+            if let Ok(Some(sum)) = nl::htb_root_rate_bps(e.handle, &entries) {
                 assert_eq!(sum % 8, 0);
             }
         }
@@ -35,7 +35,7 @@ fn options(opts: &[u8]) {
     if let Ok(r) = nl::tbf_rate_bps(opts) {
         assert_eq!(r % 8, 0);
     }
-    if let Ok(r) = nl::htb_ceil_bps(opts) {
+    if let Ok(r) = nl::htb_class_rate_bps(opts) {
         assert_eq!(r % 8, 0);
     }
 }

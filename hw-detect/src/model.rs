@@ -99,14 +99,16 @@ pub struct Host {
     pub privileges: Known<Privileges>,
     /// Whether a BPF filesystem is mounted (from `/proc/self/mounts`).
     pub bpffs: Known<bool>,
-    /// Usable routes of the main tables (`/proc/net/route`,
-    /// `/proc/net/ipv6_route`).
+    /// Usable routes: the IPv4 main table (`/proc/net/route`) and every
+    /// IPv6 table `/proc/net/ipv6_route` lists, local routes skipped.
     pub routes: Known<Vec<Route>>,
 }
 
 impl Host {
-    /// The route the kernel's main table would use for `ip`: longest prefix,
-    /// then lowest metric.
+    /// The route among [`Host::routes`] for `ip`: longest prefix, then lowest
+    /// metric. Tables and rules are not consulted: for IPv4 this is the main
+    /// table's choice, for IPv6 the best match across the non-local routes of
+    /// all tables.
     pub fn route_to(&self, ip: std::net::IpAddr) -> Option<&Route> {
         self.routes.get()?.iter().filter(|r| r.contains(ip)).min_by_key(|r| (std::cmp::Reverse(r.prefix_len), r.metric))
     }
@@ -386,7 +388,7 @@ pub struct RootQdisc {
     /// The qdisc's kind (`noqueue`, `fq_codel`, `fq`, `mq`, `tbf`, `htb`...).
     pub kind: String,
     /// The egress rate it enforces in bit/s: a `tbf`'s rate, or for `htb`
-    /// the sum of the ceilings of the classes directly under the root.
+    /// the sum of the rates of the classes directly under the root.
     /// `None` for qdiscs that do not shape.
     pub rate_bps: Option<u64>,
 }

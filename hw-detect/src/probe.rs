@@ -72,7 +72,11 @@ fn linux_probe(root: &std::path::Path) -> Capabilities {
             let e = if live { ethtool::query(name) } else { ethtool::EthtoolInfo::all_unknown(&snapshot) };
             Interface {
                 xdp: per_index(&xdp, s.index.get(), "XDP features"),
-                qdisc: per_index(&qdiscs, s.index.get(), "root qdisc"),
+                // Unknown when the dump failed, or when this interface's qdisc did not decode.
+                qdisc: match per_index(&qdiscs, s.index.get(), "root qdisc") {
+                    Known::Known(q) => q,
+                    Known::Unknown(why) => Known::Unknown(why),
+                },
                 addresses: addresses.remove(name).unwrap_or_default(),
                 name: name.clone(),
                 index: s.index,

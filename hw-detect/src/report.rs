@@ -219,17 +219,13 @@ fn selection(out: &mut String, s: &Selection) {
             bytes(p.stream_buffer as u64)
         ),
     );
-    row(
-        out,
-        "congestion",
-        format!(
-            "{:?}, pacing {}{}, kernel pacing {}",
-            p.congestion_control,
-            if p.pacing { "on" } else { "off" },
-            p.max_pacing_rate.map(|r| format!(" capped at {}", mbps(r))).unwrap_or_default(),
-            if p.kernel_pacing { "on (fq)" } else { "off" }
-        ),
-    );
+    let paced = match p.congestion_control {
+        stoq_core::CongestionControl::Bbr2 => "paced by quiche",
+        // quiche 0.30 computes departure times for BBRv2 only.
+        _ => "not paced by quiche; the adapter caps a lossy connection",
+    };
+    let kernel = if p.kernel_pacing { "on (fq)" } else { "off" };
+    row(out, "congestion", format!("{:?} ({paced}), kernel pacing {kernel}", p.congestion_control));
     row(out, "max UDP payload", format!("{} bytes", p.max_udp_payload));
     let a = &p.adaptation;
     row(

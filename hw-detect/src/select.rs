@@ -104,11 +104,13 @@ fn preferences(tier: Tier) -> &'static [Candidate] {
 pub fn select(caps: &Capabilities, o: &Overrides) -> Result<Selection, SelectError> {
     let (iface, interface_reason) = choose_interface(caps, o)?;
     let rate = iface.and_then(Interface::effective_rate_bps);
-    let measured = iface.map_or(Tier::Standard, |i| measured_tier(i).0);
-    let (tier, tier_reason) = match (o.tier, iface) {
-        (Some(t), _) => (t, format!("{t} forced by --tier (the probe says {measured})")),
-        (None, Some(i)) => measured_tier(i),
-        (None, None) => (Tier::Standard, "no interface found: Standard assumed".to_owned()),
+    let measured = match iface {
+        Some(i) => measured_tier(i),
+        None => (Tier::Standard, "Standard assumed: no interface found".to_owned()),
+    };
+    let (tier, tier_reason) = match o.tier {
+        Some(t) => (t, format!("{t} forced by --tier (the probe's choice: {})", measured.1)),
+        None => measured,
     };
     let mut steps = Vec::new();
     // Size for the measured rate only if it belongs to the tier in use.
@@ -116,10 +118,7 @@ pub fn select(caps: &Capabilities, o: &Overrides) -> Result<Selection, SelectErr
     if let (Some(r), None) = (rate, sizing_rate) {
         steps.push(format!("sized for {tier}'s nominal {}, not the measured {}", mbps(tier.nominal_rate()), mbps(r)));
     }
-    let cpus = iface
-        .and_then(|i| i.local_cpus.get().map(Vec::len))
-        .filter(|n| *n > 0)
-        .or_else(|| caps.host.cpu.get().map(|c| c.threads).filter(|n| *n > 0));
+    let cpus = shard_cpus(caps, iface);
     let inputs = ProfileInputs {
         rate_bps: sizing_rate,
         mtu: iface.and_then(|i| i.mtu.get().copied()),
@@ -129,6 +128,9 @@ pub fn select(caps: &Capabilities, o: &Overrides) -> Result<Selection, SelectErr
     };
     if cpus.is_none() {
         steps.push("CPU count unknown: one shard".to_owned());
+    }
+    if inputs.mtu.is_none() {
+        steps.push("MTU unknown: 1200-byte UDP payloads (QUIC's minimum, which every path carries)".to_owned());
     }
     let mut profile = Profile::for_tier(tier, &inputs);
     profile.backend = match o.backend {
@@ -199,25 +201,40 @@ fn choose_interface<'a>(caps: &'a Capabilities, o: &Overrides) -> Result<(Option
     }
 }
 
+/// CPUs the shards may use: those NUMA-local to the NIC that this process
+/// is allowed to run on (hwloc lists allowed CPUs only), or either alone.
+fn shard_cpus(caps: &Capabilities, iface: Option<&Interface>) -> Option<usize> {
+    let allowed: Option<Vec<usize>> =
+        caps.host.cpu.get().map(|c| c.numa_nodes.iter().flat_map(|n| n.cpus.iter().copied()).collect());
+    let local = iface.and_then(|i| i.local_cpus.get());
+    let n = match (local, &allowed) {
+        (Some(l), Some(a)) if !a.is_empty() => l.iter().filter(|c| a.contains(c)).count(),
+        (Some(l), _) => l.len(),
+        (None, _) => caps.host.cpu.get().map_or(0, |c| c.threads),
+    };
+    (n > 0).then_some(n)
+}
+
 /// The tier an interface's measurements support, with the reason.
 fn measured_tier(i: &Interface) -> (Tier, String) {
     let shaped = i.qdisc.get().and_then(|q| q.rate_bps.map(|r| (q.kind.as_str(), r)));
-    let link = i.speed_mbps.get().map(|m| u64::from(*m) * 1_000_000);
-    if let Some(rate) = i.effective_rate_bps() {
-        let t = Tier::for_rate(rate);
-        let why = match (link, shaped) {
-            (Some(l), Some((kind, s))) if s < l => format!("{kind} shaping to {} below the {} link", mbps(s), mbps(l)),
-            (Some(l), _) => format!("link speed {}", mbps(l)),
-            (None, Some((kind, s))) => format!("{kind} shaping to {} (link speed unknown)", mbps(s)),
-            (None, None) => unreachable!("a rate needs a link speed or a shaping rate"),
-        };
-        return (t, format!("{t}: effective rate {} ({why})", mbps(rate)));
-    }
-    let why = match i.speed_mbps.clone() {
-        crate::Known::Unknown(why) => why,
-        crate::Known::Known(_) => unreachable!("a known speed gives a rate"),
+    let link = match &i.speed_mbps {
+        crate::Known::Known(m) => Ok(u64::from(*m) * 1_000_000),
+        crate::Known::Unknown(why) => Err(why.as_str()),
     };
-    match i.kind {
+    let (rate, why) = match (link, shaped) {
+        (Ok(l), Some((kind, s))) if s < l => (s, format!("{kind} shaping to {} below the {} link", mbps(s), mbps(l))),
+        (Ok(l), _) => (l, format!("link speed {}", mbps(l))),
+        (Err(_), Some((kind, s))) => (s, format!("{kind} shaping to {} (link speed unknown)", mbps(s))),
+        (Err(why), None) => return unknown_rate_tier(i.kind, why),
+    };
+    let t = Tier::for_rate(rate);
+    (t, format!("{t}: effective rate {} ({why})", mbps(rate)))
+}
+
+/// A safe tier for an interface whose rate nothing reports.
+fn unknown_rate_tier(kind: InterfaceKind, why: &str) -> (Tier, String) {
+    match kind {
         InterfaceKind::Wireless => {
             (Tier::Home, format!("Home assumed: Wi-Fi link rate unknown ({why}); Wi-Fi rarely sustains 1 Gbit/s"))
         }

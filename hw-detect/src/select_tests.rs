@@ -102,7 +102,14 @@ fn unknown_link_speed_picks_a_safe_tier_and_says_why() {
     assert_eq!(s.tier, Tier::Standard);
     assert!(s.tier_reason.contains("link speed unknown (speed: Invalid argument)"), "{}", s.tier_reason);
     assert!(!s.profile.rate_measured);
-    assert_eq!(s.profile.max_pacing_rate, None);
+    assert!(s.steps.is_empty(), "the MTU is known: {:?}", s.steps);
+
+    // Nothing reports an MTU: QUIC's minimum payload, and the step says why.
+    let mut n = nic("eth0", None, None);
+    n.mtu = Known::unknown("sysfs mtu on eth0: Permission denied");
+    let s = pick(&caps(vec![n]));
+    assert_eq!(s.profile.max_udp_payload, 1200);
+    assert_eq!(s.steps, ["MTU unknown: 1200-byte UDP payloads (QUIC's minimum, which every path carries)"]);
 
     let mut wifi = nic("wlp2s0", None, None);
     wifi.kind = InterfaceKind::Wireless;
@@ -179,7 +186,10 @@ fn operator_overrides_win_or_fail_clearly() {
     let o = Overrides { backend: Some(BackendKind::Portable), tier: Some(Tier::DataCenter), ..Default::default() };
     let s = select(&c, &o).unwrap();
     assert_eq!((s.tier, s.profile.backend), (Tier::DataCenter, BackendKind::Portable));
-    assert!(s.tier_reason.contains("forced by --tier (the probe says standard)"), "{}", s.tier_reason);
+    assert_eq!(
+        s.tier_reason,
+        "datacenter forced by --tier (the probe's choice: standard: effective rate 1 Gbit/s (link speed 1 Gbit/s))"
+    );
     assert!(s.steps[0].contains("sized for datacenter's nominal 100 Gbit/s, not the measured 1 Gbit/s"));
 
     c.host.io_uring = Known::unknown("probe failed");
@@ -233,4 +243,27 @@ fn fq_root_qdisc_enables_kernel_pacing() {
     assert!(!pick(&caps(vec![n.clone()])).profile.kernel_pacing);
     n.qdisc = Known::Known(RootQdisc { kind: "fq".into(), rate_bps: None });
     assert!(pick(&caps(vec![n])).profile.kernel_pacing);
+}
+
+#[test]
+fn shards_use_the_nic_local_cpus_this_process_may_run_on() {
+    let mut n = nic("eth0", Some(25_000), None);
+    n.queues = Known::Known(Queues { rx: 32, tx: 32, combined: Some(32), max_combined: Some(63) });
+    n.local_cpus = Known::Known((24..48).collect());
+    let mut c = caps(vec![n]);
+    // hwloc lists the allowed CPUs: a cgroup left this process 4 of node 1's.
+    c.host.cpu = Known::Known(CpuTopology {
+        packages: 2,
+        cores: 48,
+        threads: 96,
+        numa_nodes: vec![
+            NumaNode { os_index: 0, cpus: vec![0, 1] },
+            NumaNode { os_index: 1, cpus: vec![24, 25, 26, 27] },
+        ],
+        caches: vec![],
+    });
+    assert_eq!(pick(&c).profile.shards, 4);
+    // Without the topology, the NIC's local CPUs are all there is to go by.
+    c.host.cpu = Known::unknown("hwloc: failed");
+    assert_eq!(pick(&c).profile.shards, 24);
 }

@@ -202,6 +202,8 @@ fn parse_speed(read: io::Result<String>) -> Result<u32, String> {
     let text = read.map_err(|e| read_error(&e))?;
     match text.trim() {
         "-1" => Err("the driver reports an unknown speed (-1: no link, or not negotiated)".to_owned()),
+        // ethtool prints "Unknown!" for 0 too: no rate to size anything by.
+        "0" => Err("the driver reports speed 0 (link down?)".to_owned()),
         t => t.parse::<u32>().map_err(|_| format!("not a speed in Mbit/s: {t:?}")),
     }
 }

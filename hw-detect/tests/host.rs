@@ -37,19 +37,6 @@ fn run_in_child(name: &str) {
     );
 }
 
-/// True when running as root; otherwise panics under CI and prints a skip
-/// notice elsewhere.
-fn root_or_skip(what: &str) -> bool {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let euid = status.lines().find_map(|l| l.strip_prefix("Uid:")).and_then(|l| l.split_whitespace().nth(1));
-    if euid == Some("0") {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{what} needs root, and CI is set");
-    eprintln!("SKIPPED {what}: needs root");
-    false
-}
-
 const ALL: Privileges = Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true };
 const NONE: Privileges = Privileges { net_admin: false, net_raw: false, bpf: false, sys_admin: false };
 
@@ -76,7 +63,7 @@ fn probe_reports_this_hosts_cpus_io_uring_offloads_and_loopback() {
     let lo = caps.interface("lo").expect("lo probed");
     assert!(lo.addresses.contains(&IpAddr::V4(Ipv4Addr::LOCALHOST)), "{:?}", lo.addresses);
 
-    if root_or_skip("privileges as root") {
+    if stoq_testbed::root_or_skip("privileges as root") {
         assert_eq!(host.privileges, Known::Known(ALL));
     }
 }
@@ -102,7 +89,7 @@ fn io_uring_denied_by_seccomp_is_reported_with_the_reason() {
 #[test]
 fn unprivileged_probe_reports_missing_capabilities_and_still_selects() {
     const NAME: &str = "unprivileged_probe_reports_missing_capabilities_and_still_selects";
-    if !root_or_skip(NAME) {
+    if !stoq_testbed::root_or_skip(NAME) {
         return;
     }
     if !is_child(NAME) {
@@ -120,6 +107,10 @@ fn unprivileged_probe_reports_missing_capabilities_and_still_selects() {
     assert_eq!(caps.host.privileges, Known::Known(NONE));
     // Only those four went: CAP_CHOWN, for one, is still effective.
     assert_eq!(caps::has_cap(None, CapSet::Effective, Capability::CAP_CHOWN).ok(), Some(true));
-    let choice = select(&caps, &Overrides::default());
-    assert!(choice.is_ok(), "an unprivileged probe must still give a profile: {choice:?}");
+    // Still a profile, and where privileges matter the step-downs name them.
+    let o = Overrides { tier: Some(stoq_core::profile::Tier::DataCenter), ..Overrides::default() };
+    let choice = select(&caps, &o).expect("an unprivileged probe still gives a profile");
+    for missing in ["AF_XDP: no CAP_NET_ADMIN", "AF_XDP: no CAP_BPF"] {
+        assert!(choice.steps.iter().any(|s| s == missing), "{missing:?} not in {:?}", choice.steps);
+    }
 }

@@ -165,10 +165,6 @@ pub struct Profile {
     pub stream_buffer: usize,
     /// Congestion controller.
     pub congestion_control: CongestionControl,
-    /// Pacing by quiche's departure times.
-    pub pacing: bool,
-    /// Pacing-rate cap, bit/s.
-    pub max_pacing_rate: Option<u64>,
     /// Departure times handed to the kernel (`fq` qdisc present).
     pub kernel_pacing: bool,
     /// Largest UDP payload.
@@ -206,7 +202,7 @@ impl Profile {
         let stream_buffer = clamp(bdp / 4, 256 << 10, 16 << 20) as usize;
         // 16 ms of traffic at the full rate rides out a shard that is busy
         // elsewhere without drops in the socket.
-        let socket_buffer = clamp(rate / 8 * 16 / 1000, 1 << 20, 64 << 20) as usize;
+        let socket_buffer = clamp((rate / 8).saturating_mul(16) / 1000, 1 << 20, 64 << 20) as usize;
         let batch = match tier {
             Tier::Slow => 8,
             Tier::Home => 16,
@@ -221,12 +217,13 @@ impl Profile {
         };
         // CUBIC in every tier: on a veth link shaped by tbf to 90 Mbit/s,
         // quiche 0.30's BBRv2 delivered 56 Mbit/s where CUBIC delivered 84
-        // (same run, tools/stoq-perf/tests/shaped.rs). The per-connection
-        // adapter paces a lossy connection instead.
+        // (same run, tools/stoq-perf/tests/shaped.rs). quiche paces only
+        // BBRv2, so CUBIC's packets leave as its window allows; pacing comes
+        // from the per-connection adapter, which caps a lossy connection.
         let congestion_control = CongestionControl::Cubic;
         let max_udp_payload = inputs
             .mtu
-            .map_or(1452, |m| m.saturating_sub(IP_UDP_OVERHEAD) as usize)
+            .map_or(MIN_UDP_PAYLOAD, |m| m.saturating_sub(IP_UDP_OVERHEAD) as usize)
             .clamp(MIN_UDP_PAYLOAD, MAX_UDP_PAYLOAD);
         let (lo, hi) = tier.rate_range();
         let adaptation = Adaptation {
@@ -251,10 +248,6 @@ impl Profile {
             max_stream_window,
             stream_buffer,
             congestion_control,
-            pacing: true,
-            // A measured rate is a hard ceiling for the path (BBRv2, if an
-            // operator picks it, then never probes above it).
-            max_pacing_rate: inputs.rate_bps,
             kernel_pacing: inputs.fq_qdisc,
             max_udp_payload,
             adaptation,
@@ -279,8 +272,6 @@ impl Profile {
         t.max_stream_window = self.max_stream_window;
         t.stream_buffer = self.stream_buffer;
         t.congestion_control = self.congestion_control;
-        t.pacing = self.pacing;
-        t.max_pacing_rate = self.max_pacing_rate;
         t.adaptation = Some(self.adaptation);
     }
 }
@@ -342,23 +333,28 @@ mod tests {
         assert_eq!(p.max_connection_window, 9_000_000);
         assert_eq!(p.stream_buffer, 562_500);
         assert_eq!(p.recv_buffer, 1 << 20, "16 ms of 90 Mbit/s is below the 1 MiB floor");
-        assert_eq!(p.max_pacing_rate, Some(90_000_000));
         // 10 Gbit/s over 10 ms: BDP 12.5 MB; socket buffers 20 MB.
         let p = Profile::for_tier(Tier::Enterprise, &inputs(Some(10 * GBIT), Some(9000)));
         assert_eq!(p.initial_max_data, 12_500_000);
         assert_eq!(p.max_stream_window, 25_000_000);
         assert_eq!(p.recv_buffer, 20_000_000);
         assert_eq!(p.max_udp_payload, 8952);
-        // Windows never shrink as the tier rises at its lower bound.
-        let mut last = 0;
+        // Windows and batches never shrink as the tier rises (at each
+        // tier's lower bound).
+        let (mut last_window, mut last_batch) = (0, 0);
         for t in Tier::ALL {
             let p = Profile::for_tier(t, &inputs(Some(t.rate_range().0.max(MBIT)), Some(1500)));
             assert!(p.max_connection_window >= p.max_stream_window);
             assert!(p.initial_max_stream_data <= p.max_stream_window);
             assert!(p.adaptation.min_window <= p.stream_buffer && p.stream_buffer <= p.adaptation.max_window);
-            assert!(p.batch <= MAX_BATCH && p.batch >= last, "{t}: batch {}", p.batch);
-            last = p.batch;
+            assert!(p.max_stream_window >= last_window, "{t}: window {}", p.max_stream_window);
+            assert!(p.batch <= MAX_BATCH && p.batch >= last_batch, "{t}: batch {}", p.batch);
+            (last_window, last_batch) = (p.max_stream_window, p.batch);
         }
+        // Absurd rates (a 64-bit tbf rate on a NIC of unknown speed) clamp
+        // instead of overflowing.
+        let p = Profile::for_tier(Tier::DataCenter, &inputs(Some(u64::MAX), Some(1500)));
+        assert_eq!((p.recv_buffer, p.max_stream_window), (64 << 20, 64 << 20));
     }
 
     #[test]
@@ -366,8 +362,7 @@ mod tests {
         let p = Profile::for_tier(Tier::Standard, &inputs(None, None));
         assert_eq!(p.rate_bps, 2_500 * MBIT);
         assert!(!p.rate_measured);
-        assert_eq!(p.max_pacing_rate, None, "no cap from a rate nobody measured");
-        assert_eq!(p.max_udp_payload, 1452, "unknown MTU: the 1500-byte Ethernet payload");
+        assert_eq!(p.max_udp_payload, 1200, "unknown MTU: QUIC's minimum, which every path carries");
     }
 
     #[test]
@@ -400,7 +395,7 @@ mod tests {
         p.apply(&mut cfg);
         assert_eq!(cfg.backend, BackendKind::LinuxBatch);
         assert_eq!(cfg.transport.congestion_control, CongestionControl::Cubic);
-        assert_eq!(cfg.transport.max_pacing_rate, Some(500 * MBIT));
+        assert_eq!(cfg.transport.max_pacing_rate, None, "CUBIC: quiche would ignore a cap");
         assert_eq!(cfg.transport.stream_buffer, p.stream_buffer);
         assert_eq!(cfg.transport.max_stream_window, p.max_stream_window);
         assert_eq!(cfg.transport.adaptation, Some(p.adaptation));

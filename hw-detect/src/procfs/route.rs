@@ -1,6 +1,12 @@
 //! Routes from `/proc/net/route` (IPv4) and `/proc/net/ipv6_route`
 //! (IPv6), as the kernel prints them (net/ipv4/fib_trie.c `fib_route_seq_show`,
 //! net/ipv6/route.c `ipv6_route_native_seq_show`).
+//!
+//! The two files do not cover the same tables. `/proc/net/route` lists the
+//! IPv4 main table only. `/proc/net/ipv6_route` walks every IPv6 table,
+//! `local` included (a `local fd00::2` route per address, `ff00::/8`
+//! multicast routes...); of those, routes flagged RTF_LOCAL (delivery to this
+//! host) are skipped, the rest are kept whatever their table.
 
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
@@ -13,6 +19,9 @@ use crate::model::{Known, Route};
 const RTF_UP: u32 = 0x0001;
 /// RTF_REJECT (include/uapi/linux/route.h): unreachable/prohibit routes, such as IPv6's null entry.
 const RTF_REJECT: u32 = 0x0200;
+/// RTF_LOCAL (include/uapi/linux/ipv6_route.h): an IPv6 route to one of this
+/// host's own addresses, from the `local` table.
+const RTF_LOCAL: u32 = 0x8000_0000;
 
 /// Interfaces carrying a usable default route (IPv4 `0.0.0.0/0` or IPv6
 /// `::/0`, RTF_UP and not RTF_REJECT), lowest metric first (IPv4 before IPv6
@@ -23,9 +32,10 @@ pub fn default_route_interfaces(root: &Path) -> Known<Vec<String>> {
     routes(root).map(|r| crate::model::default_route_interfaces(&r))
 }
 
-/// Every usable route of the main tables (RTF_UP, not RTF_REJECT), IPv4
-/// first. A missing table (IPv6 disabled) is skipped; an unreadable or
-/// malformed one makes the answer `Unknown`.
+/// Every usable route (RTF_UP, not RTF_REJECT), IPv4 first: the IPv4 main
+/// table, and the routes of every IPv6 table that `/proc/net/ipv6_route`
+/// lists except local ones (RTF_LOCAL). A missing file (IPv6 disabled) is
+/// skipped; an unreadable or malformed one makes the answer `Unknown`.
 pub fn routes(root: &Path) -> Known<Vec<Route>> {
     let v4 = read_table(root, "net/route", parse_ipv4);
     let v6 = read_table(root, "net/ipv6_route", parse_ipv6);
@@ -92,7 +102,8 @@ fn parse_ipv4(lines: &mut dyn Iterator<Item = io::Result<String>>) -> Result<Vec
 /// `/proc/net/ipv6_route`: no header; ten fields per line: destination,
 /// prefix length, source, source prefix length, next hop (addresses as 32 hex
 /// digits, lengths as 2), then metric, refcount, use, flags (8 hex digits each)
-/// and the device name.
+/// and the device name. Lines of every table; local routes (RTF_LOCAL) are
+/// skipped.
 fn parse_ipv6(lines: &mut dyn Iterator<Item = io::Result<String>>) -> Result<Vec<Route>, String> {
     let mut routes = Vec::new();
     for (n, line) in lines.enumerate() {
@@ -115,7 +126,7 @@ fn parse_ipv6(lines: &mut dyn Iterator<Item = io::Result<String>>) -> Result<Vec
         if plen > 128 {
             return Err(format!("line {lineno}: prefix length {plen} is over 128"));
         }
-        if usable(flags) {
+        if usable(flags) && flags & RTF_LOCAL == 0 {
             let bits = u128::from_str_radix(dest, 16).map_err(|_| format!("line {lineno}: bad destination"))?;
             let dest = IpAddr::V6(Ipv6Addr::from(bits));
             routes.push(Route { iface: iface.to_owned(), dest, prefix_len: plen as u8, metric });
@@ -199,6 +210,28 @@ mod tests {
         assert_eq!(defaults(v6(&text)), Ok(vec![route("eth0", 1024), route("wlan0", 100)]));
         let net = Route { iface: "eth0".into(), dest: "fd00::".parse().unwrap(), prefix_len: 64, metric: 256 };
         assert_eq!(v6(&text).unwrap()[0], net);
+    }
+
+    #[test]
+    fn ipv6_local_routes_are_skipped() {
+        // What a host with fd00::2/64 on eth0 lists: the main table's fd00::/64
+        // and fe80::/64, and from the local table its own addresses (flags
+        // 80200001: RTF_LOCAL | RTF_NONEXTHOP | RTF_UP) and ff00::/8.
+        let text = format!(
+            "fd000000000000000000000000000000 40 {Z} 00 {Z} 00000100 00000001 00000000 00000001     eth0\n\
+             fe800000000000000000000000000000 40 {Z} 00 {Z} 00000100 00000001 00000000 00000001     eth0\n\
+             00000000000000000000000000000001 80 {Z} 00 {Z} 00000000 00000002 00000000 80200001       lo\n\
+             fd000000000000000000000000000002 80 {Z} 00 {Z} 00000000 00000002 00000000 80200001     eth0\n\
+             ff000000000000000000000000000000 08 {Z} 00 {Z} 00000100 00000001 00000000 00000001     eth0\n"
+        );
+        let got: Vec<(String, String)> =
+            v6(&text).unwrap().into_iter().map(|r| (r.iface, format!("{}/{}", r.dest, r.prefix_len))).collect();
+        let want = [("eth0", "fd00::/64"), ("eth0", "fe80::/64"), ("eth0", "ff00::/8")];
+        assert_eq!(got, want.map(|(i, d)| (i.to_owned(), d.to_owned())));
+        // The local route's own bits are not what drops it: without RTF_LOCAL it is kept.
+        let not_local =
+            format!("fd000000000000000000000000000002 80 {Z} 00 {Z} 00000000 00000002 00000000 00200001 eth0\n");
+        assert_eq!(v6(&not_local).unwrap().len(), 1);
     }
 
     #[test]

@@ -29,6 +29,7 @@ fn speed_values() {
         parse_speed(Ok("-1".into())),
         Err("the driver reports an unknown speed (-1: no link, or not negotiated)".into())
     );
+    assert_eq!(parse_speed(Ok("0\n".into())), Err("the driver reports speed 0 (link down?)".into()));
     assert_eq!(parse_speed(Ok("fast".into())), Err("not a speed in Mbit/s: \"fast\"".into()));
     assert_eq!(parse_speed(Ok("".into())), Err("not a speed in Mbit/s: \"\"".into()));
     assert_eq!(parse_speed(Ok("-7".into())), Err("not a speed in Mbit/s: \"-7\"".into()));

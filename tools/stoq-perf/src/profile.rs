@@ -25,8 +25,9 @@ pub struct ProfileArgs {
     /// host cannot run is an error.
     #[arg(long)]
     pub backend: Option<String>,
-    /// Size the profile for this network interface (default: the one holding
-    /// the bind address, else the default route's).
+    /// Size the profile for this network interface (default: for a client
+    /// the one its route to the server leaves by; else the one holding the
+    /// bind address; else the default route's).
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
 }

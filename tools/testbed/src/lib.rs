@@ -28,6 +28,17 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[cfg(target_os = "linux")]
 pub use seccomp::deny_io_uring_setup;
 
+/// True when this process is root. Otherwise says that `what` is skipped,
+/// or panics when `CI` is set (CI runs as root, so it must not skip).
+pub fn root_or_skip(what: &str) -> bool {
+    if nix::unistd::Uid::effective().is_root() {
+        return true;
+    }
+    assert!(std::env::var_os("CI").is_none(), "{what} needs root, and CI is set");
+    eprintln!("SKIPPED (needs root; CI runs it): {what}");
+    false
+}
+
 /// Two namespaces and the veth pair between them.
 pub struct NetnsPair {
     /// Namespace names, `[a, b]`.

@@ -22,11 +22,11 @@ use netlink_packet_route::RouteNetlinkMessage;
 use netlink_packet_route::tc::TcMessage;
 use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
 
-use crate::{RootQdisc, XdpFeatures};
+use crate::{Known, RootQdisc, XdpFeatures};
 use conn::{Conn, Kind};
 use netdev::{CtrlFamily, NETDEV_FAMILY_NAME, NetdevMsg, OP_DEV_GET, OP_GETFAMILY};
 pub use netdev::{NetdevDev, decode_family_answer, decode_netdev_answer, xdp_features_from_bits};
-pub use tc::{TC_H_ROOT, TcEntry, decode_tc_answer, htb_ceil_bps, htb_rate_bps, tbf_rate_bps};
+pub use tc::{TC_H_ROOT, TcEntry, decode_tc_answer, htb_class_rate_bps, htb_root_rate_bps, tbf_rate_bps};
 
 /// Why a netlink probe failed.
 #[derive(Debug, thiserror::Error)]
@@ -153,32 +153,141 @@ fn tc_dump(conn: &mut Conn, op: &'static str, msg: RouteNetlinkMessage) -> Resul
 
 /// The root egress qdisc of every interface in this thread's network
 /// namespace, by ifindex, from an `RTM_GETQDISC` dump. The rate is a `tbf`'s
-/// rate, or for `htb` the sum of its top-level class ceilings (an
-/// `RTM_GETTCLASS` dump of that interface); `None` for other kinds.
-pub fn root_qdiscs() -> Result<HashMap<u32, RootQdisc>, NetlinkError> {
+/// rate, or for `htb` the sum of the rates of the classes directly under the
+/// root (an `RTM_GETTCLASS` dump of that interface; see
+/// [`htb_root_rate_bps`]); `None` for other kinds.
+///
+/// `Err` only when the qdisc dump itself fails (socket, send or receive, a
+/// message that cannot be decoded). A problem with one interface's qdisc
+/// (options that do not decode, a failed or malformed class dump, two root
+/// qdiscs) makes that interface's entry [`Known::Unknown`] and leaves the
+/// others as read.
+pub fn root_qdiscs() -> Result<HashMap<u32, Known<RootQdisc>>, NetlinkError> {
     let mut conn = Conn::open(NETLINK_ROUTE, "NETLINK_ROUTE")?;
     let qdiscs = tc_dump(&mut conn, OP_GETQDISC, RouteNetlinkMessage::GetQueueDiscipline(TcMessage::default()))?;
-    let mut out = HashMap::new();
+    Ok(assemble_root_qdiscs(qdiscs, |ifindex| {
+        let index = i32::try_from(ifindex).map_err(|_| format!("ifindex {ifindex} out of range for a tcmsg"))?;
+        let req = RouteNetlinkMessage::GetTrafficClass(TcMessage::with_index(index));
+        tc_dump(&mut conn, OP_GETTCLASS, req).map_err(|e| e.to_string())
+    }))
+}
+
+/// The root qdisc of each interface among the entries of a qdisc dump, one
+/// interface at a time: what goes wrong for one is that one's
+/// [`Known::Unknown`]. `classes(ifindex)` dumps the classes of an
+/// interface whose root is `htb`.
+fn assemble_root_qdiscs(
+    qdiscs: Vec<TcEntry>,
+    mut classes: impl FnMut(u32) -> Result<Vec<TcEntry>, String>,
+) -> HashMap<u32, Known<RootQdisc>> {
+    let mut roots: HashMap<u32, Vec<TcEntry>> = HashMap::new();
     for q in qdiscs.into_iter().filter(|q| q.parent == TC_H_ROOT) {
-        let kind = q.kind.clone().ok_or_else(|| {
-            NetlinkError::decode(OP_GETQDISC, format!("ifindex {}: root qdisc without TCA_KIND", q.ifindex))
-        })?;
-        let bad = |e: String| NetlinkError::decode(OP_GETQDISC, format!("ifindex {}: {kind}: {e}", q.ifindex));
-        let rate_bps = match kind.as_str() {
-            "tbf" => Some(tbf_rate_bps(q.options.as_deref().unwrap_or_default()).map_err(bad)?),
-            "htb" => {
-                let index = i32::try_from(q.ifindex).map_err(|_| bad("ifindex out of range".into()))?;
-                let req = RouteNetlinkMessage::GetTrafficClass(TcMessage::with_index(index));
-                let classes = tc_dump(&mut conn, OP_GETTCLASS, req)?;
-                htb_rate_bps(q.handle, &classes).map_err(bad)?
-            }
-            _ => None,
-        };
-        if out.insert(q.ifindex, RootQdisc { kind, rate_bps }).is_some() {
-            return Err(NetlinkError::decode(OP_GETQDISC, format!("ifindex {}: two root qdiscs", q.ifindex)));
+        roots.entry(q.ifindex).or_default().push(q);
+    }
+    roots
+        .into_iter()
+        .map(|(ifindex, qs)| {
+            let known = match qs.as_slice() {
+                [q] => root_qdisc(q, &mut classes).into(),
+                _ => {
+                    let kinds: Vec<&str> = qs.iter().map(|q| q.kind.as_deref().unwrap_or("?")).collect();
+                    Known::Unknown(format!("{OP_GETQDISC}: ifindex {ifindex}: two root qdiscs ({})", kinds.join(", ")))
+                }
+            };
+            (ifindex, known)
+        })
+        .collect()
+}
+
+/// One interface's root qdisc and the rate it shapes to.
+fn root_qdisc(q: &TcEntry, classes: &mut impl FnMut(u32) -> Result<Vec<TcEntry>, String>) -> Result<RootQdisc, String> {
+    let at = format!("{OP_GETQDISC}: ifindex {}", q.ifindex);
+    let kind = q.kind.clone().ok_or_else(|| format!("{at}: root qdisc without TCA_KIND"))?;
+    let rate_bps = match kind.as_str() {
+        "tbf" => Some(tbf_rate_bps(q.options.as_deref().unwrap_or_default()).map_err(|e| format!("{at}: tbf: {e}"))?),
+        "htb" => {
+            let classes = classes(q.ifindex).map_err(|e| format!("ifindex {}: htb classes: {e}", q.ifindex))?;
+            htb_root_rate_bps(q.handle, &classes).map_err(|e| format!("{OP_GETTCLASS}: ifindex {}: {e}", q.ifindex))?
+        }
+        _ => None,
+    };
+    Ok(RootQdisc { kind, rate_bps })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use testutil::attr;
+
+    /// `TCA_TBF_PARMS` or `TCA_HTB_PARMS` (both attribute 1) holding a
+    /// struct whose first `tc_ratespec` has rate `rate` (bytes/s); `len` is
+    /// the struct's size (36 for tc_tbf_qopt, 44 for tc_htb_opt).
+    fn parms(rate: u32, len: usize) -> Vec<u8> {
+        let mut p = vec![0u8; len];
+        p[8..12].copy_from_slice(&rate.to_ne_bytes());
+        attr(1, &p)
+    }
+
+    fn entry(ifindex: u32, handle: u32, parent: u32, kind: Option<&str>, options: Option<Vec<u8>>) -> TcEntry {
+        TcEntry { ifindex, handle, parent, kind: kind.map(String::from), options }
+    }
+
+    fn known(kind: &str, rate_bps: Option<u64>) -> Known<RootQdisc> {
+        Known::Known(RootQdisc { kind: kind.into(), rate_bps })
+    }
+
+    fn unknown_containing(got: Option<&Known<RootQdisc>>, text: &str) {
+        match got {
+            Some(Known::Unknown(why)) => assert!(why.contains(text), "{why:?} lacks {text:?}"),
+            other => panic!("expected Unknown containing {text:?}, got {other:?}"),
         }
     }
-    Ok(out)
+
+    #[test]
+    fn one_bad_qdisc_leaves_the_others_known() {
+        let qdiscs = vec![
+            entry(4, 0x8001_0000, TC_H_ROOT, Some("tbf"), Some(parms(62_500_000, 36))),
+            entry(5, 0x8002_0000, TC_H_ROOT, Some("tbf"), Some(parms(62_500_000, 20))), // short tc_tbf_qopt
+            entry(6, 0x8003_0000, TC_H_ROOT, Some("tbf"), None),
+            entry(7, 0x0001_0000, TC_H_ROOT, Some("htb"), None),
+            entry(8, 0x0001_0000, TC_H_ROOT, Some("htb"), None), // its class dump fails
+            entry(9, 0x0001_0000, TC_H_ROOT, Some("htb"), None), // a class without options
+            entry(10, 0, TC_H_ROOT, Some("noqueue"), None),
+            entry(11, 0x8004_0000, TC_H_ROOT, Some("tbf"), Some(parms(1, 36))),
+            entry(11, 0x8005_0000, TC_H_ROOT, Some("fq"), None),
+            entry(12, 0x8006_0000, TC_H_ROOT, None, None),
+            entry(4, 0x0010_0000, 0x8001_0001, Some("fq_codel"), None), // a child qdisc: not a root
+        ];
+        let mut asked = Vec::new();
+        let got = assemble_root_qdiscs(qdiscs, |ifindex| {
+            asked.push(ifindex);
+            match ifindex {
+                // rate 100mbit ceil 300mbit, under the root.
+                7 => Ok(vec![entry(7, 0x0001_0001, TC_H_ROOT, Some("htb"), Some(parms(12_500_000, 44)))]),
+                8 => Err("RTM_GETTCLASS dump: receiving failed".into()),
+                9 => Ok(vec![entry(9, 0x0001_0001, TC_H_ROOT, Some("htb"), None)]),
+                _ => panic!("classes of ifindex {ifindex} asked for"),
+            }
+        });
+        asked.sort_unstable();
+        assert_eq!(asked, [7, 8, 9]);
+        assert_eq!(got.len(), 9, "{got:?}");
+
+        assert_eq!(got.get(&4), Some(&known("tbf", Some(500_000_000))));
+        unknown_containing(got.get(&5), "RTM_GETQDISC dump: ifindex 5: tbf: parameters of 20 bytes, expected 36");
+        unknown_containing(got.get(&6), "ifindex 6: tbf: no TCA_TBF_PARMS");
+        assert_eq!(got.get(&7), Some(&known("htb", Some(100_000_000))));
+        unknown_containing(got.get(&8), "ifindex 8: htb classes: RTM_GETTCLASS dump: receiving failed");
+        unknown_containing(got.get(&9), "ifindex 9: class 10001: no TCA_OPTIONS");
+        assert_eq!(got.get(&10), Some(&known("noqueue", None)));
+        unknown_containing(got.get(&11), "ifindex 11: two root qdiscs (tbf, fq)");
+        unknown_containing(got.get(&12), "ifindex 12: root qdisc without TCA_KIND");
+    }
+
+    #[test]
+    fn no_qdiscs_no_entries() {
+        assert!(assemble_root_qdiscs(Vec::new(), |_| unreachable!("no htb root")).is_empty());
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,7 @@ const TCA_TBF_PARMS: u16 = 1;
 const TCA_TBF_RATE64: u16 = 4;
 // include/uapi/linux/pkt_sched.h, HTB section.
 const TCA_HTB_PARMS: u16 = 1;
-const TCA_HTB_CEIL64: u16 = 7;
+const TCA_HTB_RATE64: u16 = 6;
 
 /// `struct tc_ratespec` (pkt_sched.h): cell_log u8, linklayer u8,
 /// overhead u16, cell_align s16, mpu u16, then `rate` (u32, bytes/s).
@@ -140,34 +140,39 @@ pub fn tbf_rate_bps(options: &[u8]) -> Result<u64, String> {
     to_bps(bytes, "tbf rate")
 }
 
-/// The ceiling of an `htb` class in bit/s, from its `TCA_OPTIONS` payload:
-/// `TCA_HTB_CEIL64` when present (ceilings of 2^32 bytes/s and up), else
-/// `tc_htb_opt.ceil.rate`. Both are bytes/s.
-pub fn htb_ceil_bps(options: &[u8]) -> Result<u64, String> {
-    let (ceil64, parms) = scan(options, TCA_HTB_CEIL64, TCA_HTB_PARMS, TC_HTB_OPT_LEN)?;
-    let bytes = match (ceil64, parms) {
-        (Some(c), _) => c,
-        (None, Some(p)) => u64::from(ratespec_rate(p, RATESPEC_LEN).ok_or("short tc_htb_opt")?),
+/// The guaranteed rate of an `htb` class in bit/s, from its `TCA_OPTIONS`
+/// payload: `TCA_HTB_RATE64` when present (the kernel adds it for rates of
+/// 2^32 bytes/s and up, and then puts `~0` in the 32-bit field), else
+/// `tc_htb_opt.rate.rate`. Both are bytes/s. The ceiling is not read: see
+/// [`htb_root_rate_bps`].
+pub fn htb_class_rate_bps(options: &[u8]) -> Result<u64, String> {
+    let (rate64, parms) = scan(options, TCA_HTB_RATE64, TCA_HTB_PARMS, TC_HTB_OPT_LEN)?;
+    let bytes = match (rate64, parms) {
+        (Some(r), _) => r,
+        (None, Some(p)) => u64::from(ratespec_rate(p, 0).ok_or("short tc_htb_opt")?),
         (None, None) => return Err("no TCA_HTB_PARMS".into()),
     };
-    to_bps(bytes, "htb ceil")
+    to_bps(bytes, "htb rate")
 }
 
 /// The egress rate an `htb` root with handle `root_handle` allows: the sum of
-/// the ceilings of its top-level classes. The kernel reports a top-level
-/// class's parent as [`TC_H_ROOT`] (net/sched/sch_htb.c, `htb_dump_class`),
-/// so a class counts when its parent is `TC_H_ROOT` and its major number is
-/// the root's (classes of an HTB nested deeper have their own major).
-/// `None` when the root has no class: HTB then sends everything unshaped.
-pub fn htb_rate_bps(root_handle: u32, classes: &[TcEntry]) -> Result<Option<u64>, String> {
+/// the rates of its top-level classes. A top-level class has no parent to
+/// borrow from, so its `ceil` never takes effect and its `rate` is its limit
+/// (`rate 10mbit ceil 100mbit` under the root sends at 10 Mbit/s). The kernel
+/// reports a top-level class's parent as [`TC_H_ROOT`] (net/sched/sch_htb.c,
+/// `htb_dump_class`), so a class counts when its parent is `TC_H_ROOT` and
+/// its major number is the root's (classes of an HTB nested deeper have their
+/// own major). `None` when the root has no class: HTB then sends everything
+/// unshaped.
+pub fn htb_root_rate_bps(root_handle: u32, classes: &[TcEntry]) -> Result<Option<u64>, String> {
     let mut sum: Option<u64> = None;
     for c in classes {
         if c.parent != TC_H_ROOT || c.handle >> 16 != root_handle >> 16 || c.kind.as_deref() != Some("htb") {
             continue;
         }
         let opts = c.options.as_deref().ok_or_else(|| format!("class {:x}: no TCA_OPTIONS", c.handle))?;
-        let ceil = htb_ceil_bps(opts).map_err(|e| format!("class {:x}: {e}", c.handle))?;
-        sum = Some(sum.unwrap_or(0).checked_add(ceil).ok_or("sum of htb ceilings overflows")?);
+        let rate = htb_class_rate_bps(opts).map_err(|e| format!("class {:x}: {e}", c.handle))?;
+        sum = Some(sum.unwrap_or(0).checked_add(rate).ok_or("sum of htb rates overflows")?);
     }
     Ok(sum)
 }
@@ -229,37 +234,66 @@ mod tests {
     }
 
     #[test]
-    fn htb_ceil_from_parms_and_ceil64() {
-        assert_eq!(htb_ceil_bps(&attr(TCA_HTB_PARMS, &htb_opt(12_500_000, 37_500_000))).unwrap(), 300_000_000);
-        let mut o = attr(TCA_HTB_PARMS, &htb_opt(1, u32::MAX));
-        o.extend(attr(TCA_HTB_CEIL64, &12_500_000_000u64.to_ne_bytes()));
-        assert_eq!(htb_ceil_bps(&o).unwrap(), 100_000_000_000);
-        assert_eq!(htb_ceil_bps(&attr(TCA_HTB_PARMS, &[0; 43])).unwrap_err(), "parameters of 43 bytes, expected 44");
+    fn htb_rate_from_parms_and_rate64() {
+        // rate 100mbit ceil 300mbit: the rate, not the ceiling.
+        let o = attr(TCA_HTB_PARMS, &htb_opt(12_500_000, 37_500_000));
+        assert_eq!(htb_class_rate_bps(&o).unwrap(), 100_000_000);
+        // rate 100gbit: ~0 in the 32-bit field, the rate in RATE64. A CEIL64
+        // (attribute 7) next to it is not the rate.
+        let mut o = attr(TCA_HTB_PARMS, &htb_opt(u32::MAX, u32::MAX));
+        o.extend(attr(TCA_HTB_RATE64, &12_500_000_000u64.to_ne_bytes()));
+        o.extend(attr(TCA_HTB_CEIL64_FOR_TEST, &25_000_000_000u64.to_ne_bytes()));
+        assert_eq!(htb_class_rate_bps(&o).unwrap(), 100_000_000_000);
+        // rate 10mbit ceil 200gbit: only the ceiling needs CEIL64.
+        let mut o = attr(TCA_HTB_PARMS, &htb_opt(1_250_000, u32::MAX));
+        o.extend(attr(TCA_HTB_CEIL64_FOR_TEST, &25_000_000_000u64.to_ne_bytes()));
+        assert_eq!(htb_class_rate_bps(&o).unwrap(), 10_000_000);
+    }
+    const TCA_HTB_CEIL64_FOR_TEST: u16 = 7;
+
+    #[test]
+    fn htb_rejects_bad_options() {
+        assert_eq!(htb_class_rate_bps(&[]).unwrap_err(), "no TCA_HTB_PARMS");
+        let short = attr(TCA_HTB_PARMS, &[0; 43]);
+        assert_eq!(htb_class_rate_bps(&short).unwrap_err(), "parameters of 43 bytes, expected 44");
+        let bad64 = attr(TCA_HTB_RATE64, &[1, 2, 3, 4]);
+        assert_eq!(htb_class_rate_bps(&bad64).unwrap_err(), "64-bit rate of 4 bytes");
+        let huge = attr(TCA_HTB_RATE64, &u64::MAX.to_ne_bytes());
+        assert!(htb_class_rate_bps(&huge).unwrap_err().contains("overflows"));
+        let good = attr(TCA_HTB_PARMS, &htb_opt(1000, 2000));
+        for cut in 1..good.len() {
+            assert!(htb_class_rate_bps(&good[..cut]).is_err(), "cut at {cut} accepted");
+        }
     }
 
-    fn class(handle: u32, parent: u32, ceil_bytes: u32) -> TcEntry {
+    /// An htb class whose ceiling is ten times its rate.
+    fn class(handle: u32, parent: u32, rate_bytes: u32) -> TcEntry {
         TcEntry {
             ifindex: 2,
             handle,
             parent,
             kind: Some("htb".into()),
-            options: Some(attr(TCA_HTB_PARMS, &htb_opt(1, ceil_bytes))),
+            options: Some(attr(TCA_HTB_PARMS, &htb_opt(rate_bytes, rate_bytes.saturating_mul(10)))),
         }
     }
 
     #[test]
-    fn htb_sums_top_level_classes_of_the_root_only() {
+    fn htb_sums_the_rates_of_top_level_classes_of_the_root_only() {
         let classes = [
-            class(0x0001_0001, TC_H_ROOT, 25_000_000),   // 1:1, 200 Mbit/s
-            class(0x0001_0002, TC_H_ROOT, 12_500_000),   // 1:2, 100 Mbit/s
+            class(0x0001_0001, TC_H_ROOT, 25_000_000),   // 1:1, rate 200 Mbit/s
+            class(0x0001_0002, TC_H_ROOT, 12_500_000),   // 1:2, rate 100 Mbit/s
             class(0x0001_0010, 0x0001_0001, 99_999_999), // 1:10 under 1:1: not counted
             class(0x000a_0001, TC_H_ROOT, 99_999_999),   // 10:1, a nested HTB's top class
         ];
-        assert_eq!(htb_rate_bps(0x0001_0000, &classes).unwrap(), Some(300_000_000));
-        assert_eq!(htb_rate_bps(0x0001_0000, &[]).unwrap(), None);
+        assert_eq!(htb_root_rate_bps(0x0001_0000, &classes).unwrap(), Some(300_000_000));
+        assert_eq!(htb_root_rate_bps(0x0001_0000, &[]).unwrap(), None);
         let mut broken = class(0x0001_0001, TC_H_ROOT, 1);
         broken.options = None;
-        assert_eq!(htb_rate_bps(0x0001_0000, &[broken]).unwrap_err(), "class 10001: no TCA_OPTIONS");
+        assert_eq!(htb_root_rate_bps(0x0001_0000, &[broken]).unwrap_err(), "class 10001: no TCA_OPTIONS");
+        let mut huge = class(0x0001_0003, TC_H_ROOT, 0);
+        huge.options = Some(attr(TCA_HTB_RATE64, &(u64::MAX / 8).to_ne_bytes()));
+        let e = htb_root_rate_bps(0x0001_0000, &[classes[0].clone(), huge]).unwrap_err();
+        assert_eq!(e, "sum of htb rates overflows");
     }
 
     /// An RTM_NEWQDISC message: tcmsg, TCA_KIND, TCA_OPTIONS.
