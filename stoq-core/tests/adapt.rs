@@ -20,6 +20,10 @@ const BOUNDS: Adaptation = Adaptation {
 /// for a slow machine.
 const TRANSFER: Duration = Duration::from_secs(8);
 
+/// One timed transfer at a time: the loopback one fills both cores, and the
+/// shaped one measures how closely the shard's pacing holds a rate.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn adaptive(e: &mut EndpointConfig) {
     e.transport.stream_buffer = START;
     e.transport.adaptation = Some(BOUNDS);
@@ -61,6 +65,7 @@ fn adapter_of(who: &str, stats: &ConnectionStats) -> stoq_core::AdapterStats {
 
 #[test]
 fn a_window_limited_transfer_grows_the_window_and_arrives_intact() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let server = common::server_with(common::localhost(), adaptive);
     let client = common::client_with(common::localhost(), adaptive);
     let (c, s) = common::pair(&server, &client);
@@ -119,6 +124,7 @@ fn a_window_limited_transfer_grows_the_window_and_arrives_intact() {
 #[test]
 fn sustained_loss_caps_the_pacing_rate_and_the_shard_holds_it() {
     const CAP: u64 = 20_000_000;
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(net) = stoq_testbed::NetnsPair::create() else { return };
     let run = |args: &[&str]| std::process::Command::new(args[0]).args(&args[1..]).output().unwrap();
     let links = run(&["ip", "-n", &net.names[0], "-o", "link", "show", "type", "veth"]);

@@ -114,10 +114,7 @@ impl ConnState {
             dirty: false,
             paced: Paced::default(),
             datagrams_dropped: 0,
-            stream_buffer: match adaptation {
-                Some(a) => stream_buffer.clamp(a.min_window, a.max_window.max(a.min_window)),
-                None => stream_buffer,
-            },
+            stream_buffer,
             adaptation,
             adapter: None,
             pacing_cap: PacingCap::default(),
@@ -152,7 +149,11 @@ impl ConnState {
             self.peer_reset_token = self.q.peer_transport_params().and_then(|p| p.stateless_reset_token);
             self.update_datagram_max();
             if let Some(bounds) = self.adaptation {
-                self.adapter = Some(ConnAdapter::new(bounds, self.stream_buffer, Instant::now(), &self.q));
+                let a = ConnAdapter::new(bounds, self.stream_buffer, Instant::now(), &self.q);
+                // The adapter's starting window (the configured one, within
+                // the bounds) for every stream: none exists before this turn.
+                self.stream_buffer = a.adapter.window();
+                self.adapter = Some(a);
                 self.window_stalls = 0;
             }
             let conn = Connection::new(self.shared.clone());

@@ -104,49 +104,38 @@ impl PacketIo for LinuxBatchIo {
             self.hdrs.set(i, slot.as_mut_ptr(), slot.len(), &mut self.names[i], &mut self.controls[i]);
             slots += 1;
         }
-        let mut errors = 0u64;
+        let mut tally = super::RxTally::default();
         let got = loop {
             match self.hdrs.recvmmsg(self.fd, slots) {
                 Ok(n) => break n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break 0,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 // ICMP errors for one peer surface here; they are not the socket's.
-                Err(e) if errors < 64 && crate::io::udp::is_per_peer_error(&e) => errors += 1,
+                Err(e) if tally.errors < 64 && crate::io::udp::is_per_peer_error(&e) => tally.errors += 1,
                 Err(e) => {
-                    IoCounters::add(&self.counters.rx_errors, errors);
+                    IoCounters::add(&self.counters.rx_errors, tally.errors);
                     return Err(e);
                 }
             }
         };
-        let (mut datagrams, mut bytes, mut ce) = (0u64, 0u64, 0u64);
+        let calls = 1 + tally.errors;
         for i in 0..got {
             let (len, name_len, control_len, flags) = self.hdrs.received(i);
             let info = cmsg::decode(&self.controls[i][..control_len.min(cmsg::RECV_SPACE)]);
             let src = sys::decode_sockaddr(&self.names[i][..name_len.min(NAME_LEN)]);
             let Some(src) = src.filter(|_| flags & libc::MSG_TRUNC == 0) else {
                 // Cannot happen with 64 KiB slots and IP sockets; never pass on a cut datagram.
-                errors += 1;
+                tally.errors += 1;
                 batch.commit(RxMeta { len: 0, src: self.local, dst: self.local, segment_size: 1, ecn: 0 });
                 continue;
             };
             if flags & libc::MSG_CTRUNC != 0 {
                 log::debug!("linux-batch: control data truncated; raise cmsg::RECV_SPACE");
             }
-            let segment_size = info.gro_segment.map_or(len, usize::from).clamp(1, len.max(1));
-            let dst = info
-                .dst_ip
-                .map_or(self.local, |ip| SocketAddr::new(sys::in_family_of(ip, &self.local), self.local.port()));
-            batch.commit(RxMeta { len, src, dst, segment_size, ecn: info.ecn });
-            datagrams += len.div_ceil(segment_size) as u64;
-            bytes += len as u64;
-            ce += u64::from(info.ecn == 0b11);
+            tally.commit(batch, len, src, &info, &self.local);
         }
-        let c = &self.counters;
-        IoCounters::add(&c.rx_datagrams, datagrams);
-        IoCounters::add(&c.rx_bytes, bytes);
-        IoCounters::add(&c.rx_syscalls, 1 + errors);
-        IoCounters::add(&c.rx_errors, errors);
-        IoCounters::add(&c.rx_ecn_ce, ce);
+        tally.add_to(&self.counters);
+        IoCounters::add(&self.counters.rx_syscalls, calls);
         Ok(got)
     }
 

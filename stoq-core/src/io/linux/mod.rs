@@ -16,7 +16,9 @@ mod uring;
 
 pub use mmsg::LinuxBatchIo;
 
-use crate::io::IoCapabilities;
+use std::net::SocketAddr;
+
+use crate::io::{IoCapabilities, IoCounters, RxBatch, RxMeta};
 use plan::SendPlan;
 
 /// Segments per GSO send (the kernel's `UDP_MAX_SEGMENTS` is 64 or more).
@@ -41,3 +43,35 @@ fn capabilities(plan: &SendPlan, gro: bool, (recv_buffer, send_buffer): (usize, 
     }
 }
 pub use uring::UringIo;
+
+/// What one receive call took in, added to the counters once at its end.
+/// Both Linux backends finish a received datagram the same way here.
+#[derive(Default)]
+struct RxTally {
+    datagrams: u64,
+    bytes: u64,
+    ecn_ce: u64,
+    errors: u64,
+}
+
+impl RxTally {
+    /// Commits a `len`-byte datagram (already in the batch's next slot) with
+    /// what its control messages said: GRO segment size, the destination
+    /// address (the socket's own when not reported) and ECN.
+    fn commit(&mut self, batch: &mut RxBatch, len: usize, src: SocketAddr, info: &cmsg::RecvInfo, local: &SocketAddr) {
+        let segment_size = info.gro_segment.map_or(len, usize::from).clamp(1, len.max(1));
+        let dst = info.dst_ip.map_or(*local, |ip| SocketAddr::new(sys::in_family_of(ip, local), local.port()));
+        batch.commit(RxMeta { len, src, dst, segment_size, ecn: info.ecn });
+        self.datagrams += len.div_ceil(segment_size) as u64;
+        self.bytes += len as u64;
+        self.ecn_ce += u64::from(info.ecn == 0b11);
+    }
+
+    /// Adds the totals to the backend's counters.
+    fn add_to(&self, c: &IoCounters) {
+        IoCounters::add(&c.rx_datagrams, self.datagrams);
+        IoCounters::add(&c.rx_bytes, self.bytes);
+        IoCounters::add(&c.rx_errors, self.errors);
+        IoCounters::add(&c.rx_ecn_ce, self.ecn_ce);
+    }
+}

@@ -58,7 +58,7 @@ use super::sys::{self, NAME_LEN};
 use super::{RX_SLOT, cmsg};
 use crate::io::udp::bind_udp;
 use crate::io::{
-    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, RxMeta, SocketOptions, TxBatch, Wake,
+    BackendError, BackendKind, IoCapabilities, IoCounters, PacketIo, RxBatch, SocketOptions, TxBatch, Wake,
 };
 
 /// Provided receive buffers. Each holds one datagram or one GRO
@@ -356,9 +356,9 @@ impl UringIo {
         }
     }
 
-    /// Copies one received buffer into `batch`. Returns (datagrams, bytes,
-    /// ECN-CE) or `None` for a datagram that must not be passed on.
-    fn take(&self, bid: u16, len: usize, batch: &mut RxBatch) -> Option<(u64, u64, u64)> {
+    /// Copies one received buffer into `batch`; `None` for a datagram that
+    /// must not be passed on.
+    fn take(&self, bid: u16, len: usize, batch: &mut RxBatch, tally: &mut super::RxTally) -> Option<()> {
         // SAFETY: `bid` comes from a receive completion and is recycled only
         // after this returns (recycle needs `&mut self.bufs`).
         let buf = unsafe { self.bufs.filled(bid, len) }?;
@@ -374,11 +374,8 @@ impl UringIo {
         let payload = out.payload_data();
         let len = payload.len();
         batch.next_slot().filter(|slot| slot.len() >= len)?[..len].copy_from_slice(payload);
-        let segment_size = info.gro_segment.map_or(len, usize::from).clamp(1, len.max(1));
-        let dst =
-            info.dst_ip.map_or(self.local, |ip| SocketAddr::new(sys::in_family_of(ip, &self.local), self.local.port()));
-        batch.commit(RxMeta { len, src, dst, segment_size, ecn: info.ecn });
-        Some((len.div_ceil(segment_size) as u64, len as u64, u64::from(info.ecn == 0b11)))
+        tally.commit(batch, len, src, &info, &self.local);
+        Some(())
     }
 }
 
@@ -435,7 +432,7 @@ impl PacketIo for UringIo {
         self.check_usable()?;
         self.reap();
         let start = batch.len();
-        let (mut datagrams, mut bytes, mut ce, mut errors) = (0u64, 0u64, 0u64, 0u64);
+        let mut tally = super::RxTally::default();
         let mut failure = None;
         let mut recycled = false;
         while let Some(&(res, flags)) = self.rx_queue.front() {
@@ -452,23 +449,22 @@ impl PacketIo for UringIo {
                     }
                     libc::ECANCELED => {}
                     // ICMP errors for one peer surface here; they are not the socket's.
-                    _ if crate::io::udp::is_per_peer_error(&e) => errors += 1,
+                    _ if crate::io::udp::is_per_peer_error(&e) => tally.errors += 1,
                     _ => {
-                        errors += 1;
+                        tally.errors += 1;
                         failure = Some(e);
                     }
                 }
                 continue;
             }
             let Some(bid) = cqueue::buffer_select(flags) else {
-                errors += 1;
+                tally.errors += 1;
                 continue;
             };
-            match self.take(bid, res as usize, batch) {
-                Some((d, b, c)) => (datagrams, bytes, ce) = (datagrams + d, bytes + b, ce + c),
-                // Never pass on a cut datagram (cannot happen with 64 KiB
-                // buffers on IP sockets) or one the batch's slots cannot hold.
-                None => errors += 1,
+            // Never pass on a cut datagram (cannot happen with 64 KiB buffers
+            // on IP sockets) or one the batch's slots cannot hold.
+            if self.take(bid, res as usize, batch, &mut tally).is_none() {
+                tally.errors += 1;
             }
             self.bufs.recycle(bid);
             recycled = true;
@@ -480,11 +476,7 @@ impl PacketIo for UringIo {
             // Rides on the next io_uring_enter (wait or send).
             self.arm_recv()?;
         }
-        let c = &self.counters;
-        IoCounters::add(&c.rx_datagrams, datagrams);
-        IoCounters::add(&c.rx_bytes, bytes);
-        IoCounters::add(&c.rx_errors, errors);
-        IoCounters::add(&c.rx_ecn_ce, ce);
+        tally.add_to(&self.counters);
         let got = batch.len() - start;
         match failure {
             Some(e) if got == 0 => Err(e),
