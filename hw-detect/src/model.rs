@@ -57,6 +57,14 @@ impl<T> Known<T> {
             Known::Unknown(why) => Known::Unknown(why),
         }
     }
+
+    /// Applies `f`, which may itself not know, to a known value.
+    pub fn and_then<U>(self, f: impl FnOnce(T) -> Known<U>) -> Known<U> {
+        match self {
+            Known::Known(v) => f(v),
+            Known::Unknown(why) => Known::Unknown(why),
+        }
+    }
 }
 
 impl<T, E: std::fmt::Display> From<Result<T, E>> for Known<T> {
@@ -220,6 +228,14 @@ pub struct UdpOffloads {
     pub gro: Known<bool>,
 }
 
+impl UdpOffloads {
+    /// Both unknown, for the same reason.
+    pub fn unknown(why: impl Into<String>) -> Self {
+        let why = why.into();
+        UdpOffloads { gso: Known::Unknown(why.clone()), gro: Known::Unknown(why) }
+    }
+}
+
 /// The capabilities STOQ's backends care about, from the effective set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Privileges {
@@ -293,17 +309,16 @@ impl Interface {
     /// The smaller of link speed and shaping rate, in bit/s; `None` if
     /// neither is known.
     pub fn effective_rate_bps(&self) -> Option<u64> {
-        let link = self.speed_mbps.get().map(|m| u64::from(*m) * 1_000_000);
         let shaped = self.qdisc.get().and_then(|q| q.rate_bps);
-        match (link, shaped) {
+        match (self.link_bps().into_option(), shaped) {
             (Some(l), Some(s)) => Some(l.min(s)),
             (l, s) => l.or(s),
         }
     }
 
-    /// Whether the offload feature is on.
-    pub fn offload_on(&self, name: &str) -> Option<bool> {
-        self.offloads.get().and_then(|m| m.get(name)).map(|f| f.active)
+    /// The link speed in bit/s, or why it is unknown.
+    pub fn link_bps(&self) -> Known<u64> {
+        self.speed_mbps.clone().map(|m| u64::from(m) * 1_000_000)
     }
 }
 

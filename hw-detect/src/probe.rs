@@ -27,13 +27,14 @@ pub fn probe_at(root: &std::path::Path) -> Capabilities {
     #[cfg(not(target_os = "linux"))]
     {
         let _ = root;
-        let no = || Known::unknown("hw-detect reads Linux interfaces only");
+        let why = "hw-detect reads Linux interfaces only";
+        let no = || Known::unknown(why);
         Capabilities {
             host: Host {
                 kernel: no(),
                 cpu: no(),
                 io_uring: no(),
-                udp: crate::model::UdpOffloads { gso: no(), gro: no() },
+                udp: crate::model::UdpOffloads::unknown(why),
                 privileges: no(),
                 bpffs: no(),
                 routes: no(),
@@ -73,10 +74,7 @@ fn linux_probe(root: &std::path::Path) -> Capabilities {
             Interface {
                 xdp: per_index(&xdp, s.index.get(), "XDP features"),
                 // Unknown when the dump failed, or when this interface's qdisc did not decode.
-                qdisc: match per_index(&qdiscs, s.index.get(), "root qdisc") {
-                    Known::Known(q) => q,
-                    Known::Unknown(why) => Known::Unknown(why),
-                },
+                qdisc: per_index(&qdiscs, s.index.get(), "root qdisc").and_then(|q| q),
                 addresses: addresses.remove(name).unwrap_or_default(),
                 name: name.clone(),
                 index: s.index,
@@ -100,11 +98,7 @@ fn linux_probe(root: &std::path::Path) -> Capabilities {
             kernel: procfs::kernel_version(root),
             cpu: if live { host::cpu_topology() } else { Known::unknown(&snapshot) },
             io_uring: if live { host::io_uring() } else { Known::unknown(&snapshot) },
-            udp: if live {
-                host::udp_offloads()
-            } else {
-                crate::model::UdpOffloads { gso: Known::unknown(&snapshot), gro: Known::unknown(&snapshot) }
-            },
+            udp: if live { host::udp_offloads() } else { crate::model::UdpOffloads::unknown(&snapshot) },
             privileges: if live { host::privileges() } else { Known::unknown(&snapshot) },
             bpffs: procfs::bpffs_mounted(root),
             routes: procfs::routes(root),

@@ -1,5 +1,7 @@
 //! Host facts from procfs: the kernel release, whether a BPF filesystem is
-//! mounted, and which interfaces carry a default route.
+//! mounted, and the usable routes (of which
+//! [`default_route_interfaces`](crate::default_route_interfaces) picks the
+//! interfaces that carry a default route).
 //!
 //! Like [`sysfs`](crate::sysfs), this layer reads files only, in safe code,
 //! and takes the filesystem root as an argument (`/` live, a fixture
@@ -15,7 +17,7 @@ use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::Path;
 
-pub use route::{default_route_interfaces, routes};
+pub use route::routes;
 
 use crate::model::{KernelVersion, Known};
 

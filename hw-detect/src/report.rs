@@ -5,6 +5,7 @@ use std::fmt::Write;
 
 use crate::model::{Capabilities, Interface, Known};
 use crate::select::Selection;
+use crate::sysfs::format_cpulist;
 
 /// The offloads the report shows, by ethtool name, with a short label.
 const OFFLOADS: &[(&str, &str)] = &[
@@ -112,15 +113,7 @@ fn interface(out: &mut String, i: &Interface) {
     let _ = writeln!(out, "Interface {} ({:?})", i.name, i.kind);
     row(out, "driver", driver);
     row(out, "state", show(&i.operstate, Clone::clone));
-    row(
-        out,
-        "link speed",
-        format!(
-            "{}, duplex {}",
-            show(&i.speed_mbps, |m| mbps(u64::from(*m) * 1_000_000)),
-            show(&i.duplex, Clone::clone)
-        ),
-    );
+    row(out, "link speed", format!("{}, duplex {}", show(&i.link_bps(), |b| mbps(*b)), show(&i.duplex, Clone::clone)));
     row(out, "MTU", show(&i.mtu, u32::to_string));
     row(
         out,
@@ -165,7 +158,7 @@ fn interface(out: &mut String, i: &Interface) {
         }),
     );
     row(out, "NUMA node", show(&i.numa_node, u32::to_string));
-    row(out, "local CPUs", show(&i.local_cpus, |c| cpus(c)));
+    row(out, "local CPUs", show(&i.local_cpus, |c| format_cpulist(c)));
     row(
         out,
         "XDP",
@@ -286,23 +279,6 @@ fn bytes(n: u64) -> String {
     }
 }
 
-/// A CPU list in sysfs form: 0-3,8.
-fn cpus(list: &[usize]) -> String {
-    let mut parts: Vec<String> = Vec::new();
-    let mut i = 0;
-    while i < list.len() {
-        let start = list[i];
-        let mut end = start;
-        while i + 1 < list.len() && list[i + 1] == end + 1 {
-            i += 1;
-            end = list[i];
-        }
-        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
-        i += 1;
-    }
-    parts.join(",")
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +290,7 @@ mod tests {
         assert_eq!(mbps(10_000_000_000), "10 Gbit/s");
         assert_eq!(bytes(1 << 20), "1 MiB");
         assert_eq!(bytes(562_500), "549.316 KiB");
-        assert_eq!(cpus(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
-        assert_eq!(cpus(&[]), "");
+        assert_eq!(format_cpulist(&[0, 1, 2, 3, 8, 10, 11]), "0-3,8,10-11");
+        assert_eq!(format_cpulist(&[]), "");
     }
 }

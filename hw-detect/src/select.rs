@@ -19,7 +19,7 @@ use std::net::IpAddr;
 use stoq_core::io::BackendKind;
 use stoq_core::profile::{Profile, ProfileInputs, Tier};
 
-use crate::model::{Capabilities, Interface, InterfaceKind};
+use crate::model::{Capabilities, Interface, InterfaceKind, Known};
 use crate::report::mbps;
 
 /// What the operator asked for explicitly.
@@ -218,15 +218,13 @@ fn shard_cpus(caps: &Capabilities, iface: Option<&Interface>) -> Option<usize> {
 /// The tier an interface's measurements support, with the reason.
 fn measured_tier(i: &Interface) -> (Tier, String) {
     let shaped = i.qdisc.get().and_then(|q| q.rate_bps.map(|r| (q.kind.as_str(), r)));
-    let link = match &i.speed_mbps {
-        crate::Known::Known(m) => Ok(u64::from(*m) * 1_000_000),
-        crate::Known::Unknown(why) => Err(why.as_str()),
-    };
-    let (rate, why) = match (link, shaped) {
-        (Ok(l), Some((kind, s))) if s < l => (s, format!("{kind} shaping to {} below the {} link", mbps(s), mbps(l))),
-        (Ok(l), _) => (l, format!("link speed {}", mbps(l))),
-        (Err(_), Some((kind, s))) => (s, format!("{kind} shaping to {} (link speed unknown)", mbps(s))),
-        (Err(why), None) => return unknown_rate_tier(i.kind, why),
+    let (rate, why) = match (i.link_bps(), shaped) {
+        (Known::Known(l), Some((kind, s))) if s < l => {
+            (s, format!("{kind} shaping to {} below the {} link", mbps(s), mbps(l)))
+        }
+        (Known::Known(l), _) => (l, format!("link speed {}", mbps(l))),
+        (Known::Unknown(_), Some((kind, s))) => (s, format!("{kind} shaping to {} (link speed unknown)", mbps(s))),
+        (Known::Unknown(why), None) => return unknown_rate_tier(i.kind, &why),
     };
     let t = Tier::for_rate(rate);
     (t, format!("{t}: effective rate {} ({why})", mbps(rate)))
@@ -286,8 +284,8 @@ fn af_xdp_problems(caps: &Capabilities, iface: Option<&Interface>, zero_copy: bo
     }
     match iface.map(|i| &i.xdp) {
         None => why.push("no interface to attach to".to_owned()),
-        Some(crate::Known::Unknown(w)) => why.push(format!("XDP support unknown ({w})")),
-        Some(crate::Known::Known(x)) => {
+        Some(Known::Unknown(w)) => why.push(format!("XDP support unknown ({w})")),
+        Some(Known::Known(x)) => {
             if !x.native || !x.redirect {
                 why.push("driver has no native XDP".to_owned());
             } else if zero_copy && !x.zero_copy {

@@ -18,7 +18,7 @@ use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
 
-pub use cpulist::{MAX_CPU, ParseError, parse_cpulist};
+pub use cpulist::{MAX_CPU, ParseError, format_cpulist, parse_cpulist};
 
 use crate::model::{Driver, InterfaceKind, Known, Queues};
 

@@ -90,6 +90,20 @@ fn nics() -> Vec<Nic> {
         numa: Is(1),
         local_cpus: Is(socket1.clone()),
     };
+    let veth = |name, index| Nic {
+        tree: "veth",
+        name,
+        index,
+        kind: InterfaceKind::Virtual,
+        operstate: "up",
+        driver: VIRTUAL_DRIVER,
+        speed: Is(10000),
+        duplex: Is("full"),
+        mtu: 1500,
+        queues: (1, 1),
+        numa: UnknownWith("virtual device: no NUMA node"),
+        local_cpus: UnknownWith("virtual device: no local CPUs"),
+    };
     vec![
         lo("virtio-vm"),
         Nic {
@@ -108,34 +122,8 @@ fn nics() -> Vec<Nic> {
             local_cpus: Is(cpus(&[(0, 1)])),
         },
         lo("veth"),
-        Nic {
-            tree: "veth",
-            name: "veth1",
-            index: 2,
-            kind: InterfaceKind::Virtual,
-            operstate: "up",
-            driver: VIRTUAL_DRIVER,
-            speed: Is(10000),
-            duplex: Is("full"),
-            mtu: 1500,
-            queues: (1, 1),
-            numa: UnknownWith("virtual device: no NUMA node"),
-            local_cpus: UnknownWith("virtual device: no local CPUs"),
-        },
-        Nic {
-            tree: "veth",
-            name: "veth0",
-            index: 3,
-            kind: InterfaceKind::Virtual,
-            operstate: "up",
-            driver: VIRTUAL_DRIVER,
-            speed: Is(10000),
-            duplex: Is("full"),
-            mtu: 1500,
-            queues: (1, 1),
-            numa: UnknownWith("virtual device: no NUMA node"),
-            local_cpus: UnknownWith("virtual device: no local CPUs"),
-        },
+        veth("veth1", 2),
+        veth("veth0", 3),
         lo("e1000e"),
         Nic {
             tree: "e1000e",
@@ -318,7 +306,8 @@ fn host_facts_of_every_tree() {
         assert_eq!(kernel.version, want.version, "{}", want.tree);
         assert_eq!(procfs::bpffs_mounted(&root), Known::Known(want.bpffs), "{}", want.tree);
         let routes = want.default_routes.iter().map(|s| s.to_string()).collect::<Vec<_>>();
-        assert_eq!(procfs::default_route_interfaces(&root), Known::Known(routes), "{}", want.tree);
+        let defaults = procfs::routes(&root).map(|r| hw_detect::default_route_interfaces(&r));
+        assert_eq!(defaults, Known::Known(routes), "{}", want.tree);
     }
 }
 

@@ -23,15 +23,6 @@ const RTF_REJECT: u32 = 0x0200;
 /// host's own addresses, from the `local` table.
 const RTF_LOCAL: u32 = 0x8000_0000;
 
-/// Interfaces carrying a usable default route (IPv4 `0.0.0.0/0` or IPv6
-/// `::/0`, RTF_UP and not RTF_REJECT), lowest metric first (IPv4 before IPv6
-/// on a tie), each named once. An empty list means the host has no default
-/// route. A missing table (IPv6 disabled) is skipped; an unreadable or
-/// malformed one makes the answer `Unknown`, since a route could be missed.
-pub fn default_route_interfaces(root: &Path) -> Known<Vec<String>> {
-    routes(root).map(|r| crate::model::default_route_interfaces(&r))
-}
-
 /// Every usable route (RTF_UP, not RTF_REJECT), IPv4 first: the IPv4 main
 /// table, and the routes of every IPv6 table that `/proc/net/ipv6_route`
 /// lists except local ones (RTF_LOCAL). A missing file (IPv6 disabled) is
@@ -50,7 +41,7 @@ pub fn routes(root: &Path) -> Known<Vec<Route>> {
     Known::Known(v4.into_iter().chain(v6).collect())
 }
 
-/// A table parser: the file's lines in, its default routes or why not out.
+/// A table parser: the file's lines in, its usable routes or why not out.
 type Parser = fn(&mut dyn Iterator<Item = io::Result<String>>) -> Result<Vec<Route>, String>;
 
 /// Reads and parses one table; `Ok(None)` if the file does not exist.
@@ -246,6 +237,11 @@ mod tests {
         assert_eq!(v6(&extra), Err("line 1: expected 10 fields, found 11".into()));
     }
 
+    /// The interfaces carrying a default route in the tables under `root`.
+    fn default_ifaces(root: &Path) -> Known<Vec<String>> {
+        routes(root).map(|r| crate::model::default_route_interfaces(&r))
+    }
+
     fn root_with(v4: Option<&str>, v6: Option<&str>) -> tempfile::TempDir {
         let t = tempfile::tempdir().unwrap();
         std::fs::create_dir_all(t.path().join("proc/net")).unwrap();
@@ -269,37 +265,31 @@ mod tests {
              {Z} 00 {Z} 00 {Z} 00000032 00000001 00000000 00000003 usb0\n"
         );
         let t = root_with(Some(&v4), Some(&v6));
-        assert_eq!(
-            default_route_interfaces(t.path()),
-            Known::Known(vec!["usb0".into(), "eth0".into(), "wlan0".into()])
-        );
+        assert_eq!(default_ifaces(t.path()), Known::Known(vec!["usb0".into(), "eth0".into(), "wlan0".into()]));
     }
 
     #[test]
     fn missing_ipv6_table_is_skipped_and_no_default_is_empty() {
         let v4 = format!("{V4_HEADER}eth0\t0000000A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0\n");
         let t = root_with(Some(&v4), None);
-        assert_eq!(default_route_interfaces(t.path()), Known::Known(vec![]));
+        assert_eq!(default_ifaces(t.path()), Known::Known(vec![]));
     }
 
     #[test]
     fn missing_or_malformed_tables_are_unknown() {
         let t = root_with(None, None);
         assert_eq!(
-            default_route_interfaces(t.path()),
+            default_ifaces(t.path()),
             Known::Unknown("procfs: neither net/route nor net/ipv6_route exists".into())
         );
         let t = root_with(
             Some("garbage\n"),
             Some(&format!("{Z} 00 {Z} 00 {Z} 00000400 00000001 00000000 00000003 eth0\n")),
         );
-        assert_eq!(
-            default_route_interfaces(t.path()),
-            Known::Unknown("procfs net/route: header lacks column Iface".into())
-        );
+        assert_eq!(default_ifaces(t.path()), Known::Unknown("procfs net/route: header lacks column Iface".into()));
         let t = root_with(Some(""), Some("x\n"));
         assert_eq!(
-            default_route_interfaces(t.path()),
+            default_ifaces(t.path()),
             Known::Unknown(
                 "procfs net/route: empty file (no header line); procfs net/ipv6_route: line 1: expected 10 fields, found 1"
                     .into()

@@ -69,6 +69,24 @@ pub fn parse_cpulist(s: &str) -> Result<Vec<usize>, ParseError> {
     Ok(cpus)
 }
 
+/// Writes sorted, distinct CPU numbers in the kernel's form (`0-3,8,10-11`),
+/// the inverse of [`parse_cpulist`]; an empty list is an empty string.
+pub fn format_cpulist(cpus: &[usize]) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < cpus.len() {
+        let start = cpus[i];
+        let mut end = start;
+        while i + 1 < cpus.len() && cpus[i + 1] == end + 1 {
+            i += 1;
+            end = cpus[i];
+        }
+        parts.push(if start == end { start.to_string() } else { format!("{start}-{end}") });
+        i += 1;
+    }
+    parts.join(",")
+}
+
 fn cpu_number(s: &str, entry: &str) -> Result<usize, ParseError> {
     // Only plain decimal digits: `usize::from_str` would also take a leading `+`.
     if s.is_empty() || !s.bytes().all(|b| b.is_ascii_digit()) {
@@ -124,6 +142,20 @@ mod tests {
         assert_eq!(parse_cpulist("99999999999999999999999"), Err(ParseError::TooLarge { cpu: usize::MAX }));
         assert_eq!(parse_cpulist("65535").map(|v| v.len()), Ok(1));
         assert_eq!(parse_cpulist("65536"), Err(ParseError::TooLarge { cpu: 65_536 }));
+    }
+
+    #[test]
+    fn format_is_the_inverse_of_parse() {
+        assert_eq!(format_cpulist(&[]), "");
+        let lists: [&[usize]; 6] =
+            [&[0], &[7], &[0, 2, 4], &[0, 1, 2, 3, 8, 9, 10, 11, 16], &[1, 2, 5, 6, 7], &[MAX_CPU]];
+        for cpus in lists {
+            let text = format_cpulist(cpus);
+            assert_eq!(parse_cpulist(&text).as_deref(), Ok(cpus), "{text}");
+            assert_eq!(format_cpulist(&parse_cpulist(&text).unwrap()), text);
+        }
+        let text = "0-3,8-11,16";
+        assert_eq!(format_cpulist(&parse_cpulist(text).unwrap()), text);
     }
 
     #[test]

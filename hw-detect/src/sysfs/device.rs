@@ -7,7 +7,7 @@ use std::io;
 use std::path::{Path, PathBuf};
 
 use super::cpulist::parse_cpulist;
-use super::read_attr;
+use super::{IntoKnown, read_attr};
 use crate::model::{Driver, Known};
 
 /// Buses whose device names are hardware addresses worth reporting as
@@ -133,15 +133,12 @@ pub(super) fn with_device<T>(
     virtual_why: &str,
     f: impl FnOnce(&Path) -> Result<T, String>,
 ) -> Known<T> {
-    let why = match device {
-        Device::At(dev) => match f(dev) {
-            Ok(v) => return Known::Known(v),
-            Err(why) => why,
-        },
-        Device::Virtual => virtual_why.to_owned(),
-        Device::Broken(why) => why.clone(),
-    };
-    Known::Unknown(format!("sysfs {field} on {iface}: {why}"))
+    match device {
+        Device::At(dev) => f(dev),
+        Device::Virtual => Err(virtual_why.to_owned()),
+        Device::Broken(why) => Err(why.clone()),
+    }
+    .into_known(field, iface)
 }
 
 #[cfg(test)]

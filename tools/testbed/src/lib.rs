@@ -9,7 +9,8 @@
 //!
 //! Needs root: in CI (which runs as root, `CI` set) a failure to create the
 //! namespaces fails the test; elsewhere [`NetnsPair::create`] says the test
-//! is skipped and returns `None`.
+//! is skipped and returns `None` ([`skip_unless_ci`], which other tests that
+//! cannot set up use too).
 //!
 //! Also a seccomp filter that denies io_uring to a thread
 //! ([`deny_io_uring_setup`]), for tests of hosts without it.
@@ -28,14 +29,21 @@ use std::sync::atomic::{AtomicU32, Ordering};
 #[cfg(target_os = "linux")]
 pub use seccomp::deny_io_uring_setup;
 
+/// For a test that cannot set up (`why`): panics when `CI` is set (CI has
+/// root and the hardware, so it must not skip); elsewhere says the test is
+/// skipped, and the caller returns.
+pub fn skip_unless_ci(why: &str) {
+    assert!(std::env::var_os("CI").is_none(), "cannot set up under CI: {why}");
+    eprintln!("SKIPPED (CI runs it): {why}");
+}
+
 /// True when this process is root. Otherwise says that `what` is skipped,
-/// or panics when `CI` is set (CI runs as root, so it must not skip).
+/// or panics when `CI` is set ([`skip_unless_ci`]).
 pub fn root_or_skip(what: &str) -> bool {
     if nix::unistd::Uid::effective().is_root() {
         return true;
     }
-    assert!(std::env::var_os("CI").is_none(), "{what} needs root, and CI is set");
-    eprintln!("SKIPPED (needs root; CI runs it): {what}");
+    skip_unless_ci(&format!("{what} needs root"));
     false
 }
 
@@ -107,11 +115,10 @@ impl NetnsPair {
         };
         match setup() {
             Ok(()) => Some(pair),
-            Err(e) if std::env::var_os("CI").is_none() => {
-                eprintln!("SKIPPED (needs root; CI runs it): cannot create network namespaces: {e}");
+            Err(e) => {
+                skip_unless_ci(&format!("cannot create network namespaces (needs root): {e}"));
                 None
             }
-            Err(e) => panic!("cannot create network namespaces in CI: {e}"),
         }
     }
 

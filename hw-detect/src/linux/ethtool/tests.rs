@@ -5,18 +5,9 @@
 use std::path::Path;
 use std::process::Command;
 
-use stoq_testbed::NetnsPair;
+use stoq_testbed::{NetnsPair, skip_unless_ci};
 
 use super::*;
-
-/// A root-only or host-specific test that cannot set up: fails under CI,
-/// otherwise says so and lets the test return.
-fn skip(why: &str) {
-    if std::env::var_os("CI").is_some() {
-        panic!("cannot set up under CI: {why}");
-    }
-    eprintln!("SKIPPED: {why}");
-}
 
 fn unknown_reason<T: std::fmt::Debug>(k: &Known<T>) -> &str {
     match k {
@@ -120,7 +111,7 @@ fn queue_counts(queues_dir: &str) -> (u32, u32) {
 fn eth0_matches_sysfs_read_only() {
     let dev = Path::new("/sys/class/net/eth0");
     if !dev.join("device").exists() {
-        return skip("no eth0 backed by a device on this host");
+        return skip_unless_ci("no eth0 backed by a device on this host");
     }
     let info = query("eth0");
     let driver = info.driver.get().expect("eth0 answers ETHTOOL_GDRVINFO");

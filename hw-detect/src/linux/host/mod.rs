@@ -32,8 +32,7 @@ pub fn udp_offloads() -> UdpOffloads {
     let sock = match socket(AddressFamily::Inet, SockType::Datagram, SockFlag::SOCK_CLOEXEC, None) {
         Ok(s) => s,
         Err(e) => {
-            let why = format!("creating a test UDP socket: {}", e.desc());
-            return UdpOffloads { gso: Known::Unknown(why.clone()), gro: Known::Unknown(why) };
+            return UdpOffloads::unknown(format!("creating a test UDP socket: {}", e.desc()));
         }
     };
     // 1200 bytes: a valid segment size on every kernel that has UDP_SEGMENT.

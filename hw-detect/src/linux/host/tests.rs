@@ -9,47 +9,24 @@ use std::process::Command;
 
 use super::uring::{OPCODE_NAMES, opcode_name, setup_failed, supported_opcodes};
 use super::*;
-
-/// Effective UID, from `/proc/self/status`.
-fn euid() -> u32 {
-    let status = std::fs::read_to_string("/proc/self/status").unwrap();
-    let line = status.lines().find(|l| l.starts_with("Uid:")).unwrap();
-    line.split_whitespace().nth(2).unwrap().parse().unwrap()
-}
-
-/// True when running as root; otherwise panics under CI and prints a skip
-/// notice elsewhere.
-fn root_or_skip(what: &str) -> bool {
-    if euid() == 0 {
-        return true;
-    }
-    assert!(std::env::var_os("CI").is_none(), "{what} needs root, and CI is set");
-    eprintln!("SKIPPED {what}: needs root");
-    false
-}
-
-/// Parses a kernel CPU list such as `0-3,8,10-11`.
-fn cpu_list(text: &str) -> BTreeSet<usize> {
-    let mut cpus = BTreeSet::new();
-    for part in text.trim().split(',').filter(|p| !p.is_empty()) {
-        match part.split_once('-') {
-            Some((a, b)) => cpus.extend(a.parse::<usize>().unwrap()..=b.parse().unwrap()),
-            None => {
-                cpus.insert(part.parse().unwrap());
-            }
-        }
-    }
-    cpus
-}
+use crate::sysfs::{ParseError, parse_cpulist};
 
 fn sys(path: &str) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{path}: {e}")).trim().to_owned()
 }
 
+/// The CPUs a kernel CPU list file names; an empty file (a node without CPUs) names none.
+fn cpus_in(path: &str) -> Vec<usize> {
+    match parse_cpulist(&sys(path)) {
+        Err(ParseError::Empty) => Vec::new(),
+        r => r.unwrap_or_else(|e| panic!("{path}: {e}")),
+    }
+}
+
 #[test]
 fn topology_counts_match_the_kernel() {
     let topo = cpu_topology().into_option().expect("hwloc topology");
-    let online = cpu_list(&sys("/sys/devices/system/cpu/online"));
+    let online: BTreeSet<usize> = cpus_in("/sys/devices/system/cpu/online").into_iter().collect();
     let nproc: usize =
         String::from_utf8(Command::new("nproc").output().unwrap().stdout).unwrap().trim().parse().unwrap();
 
@@ -71,7 +48,7 @@ fn topology_counts_match_the_kernel() {
     let node_dir = std::path::Path::new("/sys/devices/system/node");
     if node_dir.exists() {
         for node in &topo.numa_nodes {
-            let cpus = cpu_list(&sys(&format!("/sys/devices/system/node/node{}/cpulist", node.os_index)));
+            let cpus = cpus_in(&format!("/sys/devices/system/node/node{}/cpulist", node.os_index));
             assert!(node.cpus.iter().all(|c| cpus.contains(c)), "node {}: {:?} vs {cpus:?}", node.os_index, node.cpus);
         }
     }
@@ -171,7 +148,7 @@ fn setsockopt_answers_map_to_support() {
 
 #[test]
 fn root_has_every_privilege() {
-    if !root_or_skip("root_has_every_privilege") {
+    if !stoq_testbed::root_or_skip("root_has_every_privilege") {
         return;
     }
     let all = Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true };

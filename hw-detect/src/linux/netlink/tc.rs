@@ -126,33 +126,62 @@ fn scan(options: &[u8], rate64: u16, parms: u16, parms_len: usize) -> Result<(Op
     Ok((r64, p))
 }
 
-/// The rate of a `tbf` qdisc in bit/s, from its `TCA_OPTIONS` payload:
-/// `TCA_TBF_RATE64` when present (the kernel adds it for rates of 2^32
-/// bytes/s and up, and then puts `~0` in the 32-bit field), else
-/// `tc_tbf_qopt.rate.rate`. Both are bytes/s.
-pub fn tbf_rate_bps(options: &[u8]) -> Result<u64, String> {
-    let (rate64, parms) = scan(options, TCA_TBF_RATE64, TCA_TBF_PARMS, TC_TBF_QOPT_LEN)?;
+/// Where a shaper's `TCA_OPTIONS` keep its rate, with the names errors use.
+struct RateAttrs {
+    /// The 64-bit rate attribute.
+    rate64: u16,
+    /// The attribute holding the parameter struct, and its name.
+    parms: u16,
+    parms_name: &'static str,
+    /// The parameter struct (its rate ratespec first): name and length.
+    qopt_name: &'static str,
+    qopt_len: usize,
+    /// What an overflow error calls the rate.
+    what: &'static str,
+}
+
+const TBF: RateAttrs = RateAttrs {
+    rate64: TCA_TBF_RATE64,
+    parms: TCA_TBF_PARMS,
+    parms_name: "TCA_TBF_PARMS",
+    qopt_name: "tc_tbf_qopt",
+    qopt_len: TC_TBF_QOPT_LEN,
+    what: "tbf rate",
+};
+const HTB: RateAttrs = RateAttrs {
+    rate64: TCA_HTB_RATE64,
+    parms: TCA_HTB_PARMS,
+    parms_name: "TCA_HTB_PARMS",
+    qopt_name: "tc_htb_opt",
+    qopt_len: TC_HTB_OPT_LEN,
+    what: "htb rate",
+};
+
+/// A shaper's rate in bit/s from its `TCA_OPTIONS` payload: the 64-bit rate
+/// attribute when present (the kernel adds it for rates of 2^32 bytes/s and
+/// up, and then puts `~0` in the 32-bit field), else the `rate.rate` of the
+/// parameter struct. Both are bytes/s.
+fn rate_bps(options: &[u8], a: &RateAttrs) -> Result<u64, String> {
+    let (rate64, parms) = scan(options, a.rate64, a.parms, a.qopt_len)?;
     let bytes = match (rate64, parms) {
         (Some(r), _) => r,
-        (None, Some(p)) => u64::from(ratespec_rate(p, 0).ok_or("short tc_tbf_qopt")?),
-        (None, None) => return Err("no TCA_TBF_PARMS".into()),
+        (None, Some(p)) => u64::from(ratespec_rate(p, 0).ok_or_else(|| format!("short {}", a.qopt_name))?),
+        (None, None) => return Err(format!("no {}", a.parms_name)),
     };
-    to_bps(bytes, "tbf rate")
+    to_bps(bytes, a.what)
+}
+
+/// The rate of a `tbf` qdisc in bit/s, from its `TCA_OPTIONS` payload:
+/// `TCA_TBF_RATE64` when present, else `tc_tbf_qopt.rate.rate`.
+pub fn tbf_rate_bps(options: &[u8]) -> Result<u64, String> {
+    rate_bps(options, &TBF)
 }
 
 /// The guaranteed rate of an `htb` class in bit/s, from its `TCA_OPTIONS`
-/// payload: `TCA_HTB_RATE64` when present (the kernel adds it for rates of
-/// 2^32 bytes/s and up, and then puts `~0` in the 32-bit field), else
-/// `tc_htb_opt.rate.rate`. Both are bytes/s. The ceiling is not read: see
-/// [`htb_root_rate_bps`].
+/// payload: `TCA_HTB_RATE64` when present, else `tc_htb_opt.rate.rate`.
+/// The ceiling is not read: see [`htb_root_rate_bps`].
 pub fn htb_class_rate_bps(options: &[u8]) -> Result<u64, String> {
-    let (rate64, parms) = scan(options, TCA_HTB_RATE64, TCA_HTB_PARMS, TC_HTB_OPT_LEN)?;
-    let bytes = match (rate64, parms) {
-        (Some(r), _) => r,
-        (None, Some(p)) => u64::from(ratespec_rate(p, 0).ok_or("short tc_htb_opt")?),
-        (None, None) => return Err("no TCA_HTB_PARMS".into()),
-    };
-    to_bps(bytes, "htb rate")
+    rate_bps(options, &HTB)
 }
 
 /// The egress rate an `htb` root with handle `root_handle` allows: the sum of
