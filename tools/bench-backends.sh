@@ -14,6 +14,7 @@
 #        BENCH_BACKENDS  STOQ backends to run (default "portable linux-batch io_uring")
 set -uo pipefail
 cd "$(dirname "$0")/.."
+source tools/lib.sh
 bytes=${1:-2G}
 payload=1452
 run_timeout=${BENCH_TIMEOUT:-300}
@@ -78,20 +79,6 @@ cpu_ticks() {   # utime + stime of a process, in clock ticks
   read -ra f <<<"$rest"
   echo $((f[11] + f[12]))
 }
-# Waits until a server's log shows it listening; fails if it exited.
-wait_listening() {   # PID LOG
-  local i
-  for i in $(seq 100); do
-    grep -q "listening" "$2" 2>/dev/null && return 0
-    kill -0 "$1" 2>/dev/null || return 1
-    sleep 0.1
-  done
-  kill -0 "$1" 2>/dev/null
-}
-stop_server() {
-  kill "$1" 2>/dev/null
-  wait "$1" 2>/dev/null
-}
 last_lines() { grep -v '^\[ *[0-9.]*-' "$1" 2>/dev/null | tail -n "${2:-3}" | tr '\n' ' '; }
 
 notes=()
@@ -146,15 +133,16 @@ run_client() {
   local mode=$1 row=$2 pid=$3 kind=$4
   shift 4
   local out="$work/$row-$mode.json" log="$work/$row-$mode.err" t0 t1 b
+  # Field names: stoq-perf's report (goodput_gbps, rx_/tx_syscalls) and
+  # quinn-perf's outcome (gbps, send_calls; it counts no receive calls).
+  local f_gbps=goodput_gbps f_rx=rx_syscalls f_tx=tx_syscalls
+  [[ $kind == quinn ]] && f_gbps=gbps f_rx="" f_tx=send_calls
   t0=$(cpu_ticks "$pid")
   timeout "$run_timeout" "$@" >"$out" 2>"$log"
   local rc=$?
   t1=$(cpu_ticks "$pid")
-  if [[ $kind == stoq ]]; then
-    b=$(jget "$out" bytes); gbps[$mode/$row]=$(jget "$out" goodput_gbps)
-  else
-    b=$(jget "$out" bytes); gbps[$mode/$row]=$(jget "$out" gbps)
-  fi
+  b=$(jget "$out" bytes)
+  gbps[$mode/$row]=$(jget "$out" "$f_gbps")
   if [[ $rc -ne 0 || -z ${gbps[$mode/$row]} || $(jget "$out" verified) != true ]]; then
     local why
     why=$(jget "$out" error)
@@ -169,16 +157,14 @@ run_client() {
   if [[ -n $t0 && -n $t1 ]]; then
     cpugb[$mode/$row]=$(calc "($t1 - $t0) / $hz / ($b / 1e9)")
   fi
-  local dg sc
-  # stoq-perf names the call counts rx_/tx_syscalls; quinn-perf's names are tried after.
-  local names f
+  local dg sc=""
   if [[ $mode == download ]]; then
-    dg=$(jget "$out" datagrams_received); names="rx_syscalls recv_ios recv_calls"
+    dg=$(jget "$out" datagrams_received)
+    [[ -n $f_rx ]] && sc=$(jget "$out" "$f_rx")
   else
-    dg=$(jget "$out" datagrams_sent); names="tx_syscalls send_ios send_calls"
+    dg=$(jget "$out" datagrams_sent)
+    sc=$(jget "$out" "$f_tx")
   fi
-  sc=""
-  for f in $names; do [[ -z $sc ]] && sc=$(jget "$out" "$f"); done
   if [[ -n $dg && -n $sc ]] && ((sc > 0)); then dgsc[$mode/$row]=$(calc "$dg / $sc"); fi
 }
 

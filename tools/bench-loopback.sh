@@ -8,18 +8,22 @@
 # Usage: tools/bench-loopback.sh [BYTES (default 2G)] [BACKEND (default portable)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/lib.sh
 bytes=${1:-2G}
 backend=${2:-portable}
 cargo build --release -q -p stoq-perf
 perf=target/release/stoq-perf
-pki=$(mktemp -d)
+work=$(mktemp -d)
+pki=$work/pki log=$work/server.log
 port=$((20000 + RANDOM % 20000))
 echo "host: $(nproc) cores, $(uname -r); GLIBC_TUNABLES=${GLIBC_TUNABLES:-(not set)}"
-"$perf" server --listen "127.0.0.1:$port" --dev-pki "$pki" --backend "$backend" >/dev/null 2>&1 &
+"$perf" server --listen "127.0.0.1:$port" --dev-pki "$pki" --backend "$backend" >/dev/null 2>"$log" &
 server=$!
-trap 'kill $server 2>/dev/null; rm -rf "$pki"' EXIT
-for _ in $(seq 50); do [[ -f $pki/ca.pem ]] && break; sleep 0.1; done
-sleep 0.3
+trap 'stop_server $server; rm -rf "$work"' EXIT
+if ! wait_listening "$server" "$log"; then
+  echo "bench-loopback: the server did not start: $(tail -n 3 "$log")" >&2
+  exit 1
+fi
 echo "== raw UDP baseline"
 "$perf" baseline-udp --bytes "$bytes" --max-payload 1452
 for mode in download upload; do

@@ -10,14 +10,16 @@
 # Usage: tools/bench-shaped.sh [RATES (default "90mbit 500mbit 2gbit 5gbit")] [SECONDS (default 4)]
 set -euo pipefail
 cd "$(dirname "$0")/.."
+source tools/lib.sh
 rates=${1:-90mbit 500mbit 2gbit 5gbit}
 secs=${2:-4}
 cargo build --release -q -p stoq-perf
 perf=$PWD/target/release/stoq-perf
 tag=bs$$
 a=$tag-a b=$tag-b
-pki=$(mktemp -d)
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$pki"; }
+work=$(mktemp -d)
+pki=$work/pki log=$work/server.log
+cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$work"; }
 trap cleanup EXIT
 ip netns add "$a"; ip netns add "$b"
 ip link add "${tag}a" netns "$a" type veth peer name "${tag}b" netns "$b"
@@ -28,13 +30,16 @@ echo "host: $(nproc) cores, $(uname -r); GLIBC_TUNABLES=${GLIBC_TUNABLES:-(not s
 printf '%-8s | %-34s | %-22s | %-22s | %s\n' rate "probe: tier (backend)" "auto profile Mbit/s" "defaults Mbit/s" "auto / defaults"
 to_bits() { python3 -c "import sys; s=sys.argv[1]; u={'kbit':1e3,'mbit':1e6,'gbit':1e9}; print(int(float(s[:-4])*u[s[-4:]]))" "$1"; }
 run() { # $1 = --tier value; prints goodput in Mbit/s and the tier
-  ip netns exec "$a" "$perf" server --tier "$1" --listen 10.231.0.1:4433 --dev-pki "$pki" >/dev/null 2>&1 &
+  ip netns exec "$a" "$perf" server --tier "$1" --listen 10.231.0.1:4433 --dev-pki "$pki" >/dev/null 2>"$log" &
   local server=$!
-  for _ in $(seq 50); do [[ -f $pki/ca.pem ]] && break; sleep 0.1; done
-  sleep 0.5
+  if ! wait_listening "$server" "$log"; then
+    echo "bench-shaped: the --tier $1 server did not start: $(tail -n 3 "$log")" >&2
+    stop_server "$server"
+    return 1
+  fi
   ip netns exec "$b" "$perf" client 10.231.0.1:4433 --tier "$1" --ca "$pki/ca.pem" --time "$secs" --json 2>/dev/null |
     python3 -c "import json,sys; r=json.load(sys.stdin); assert r['verified']; print(f\"{r['goodput_gbps']*1000:.1f} {r['tier'] or 'none'} {r['backend']}\")"
-  kill $server; wait $server 2>/dev/null || true
+  stop_server "$server"
 }
 for rate in $rates; do
   bits=$(to_bits "$rate")
@@ -42,8 +47,10 @@ for rate in $rates; do
   for ns in "$a:${tag}a" "$b:${tag}b"; do
     ip netns exec "${ns%%:*}" tc qdisc replace dev "${ns#*:}" root tbf rate "$rate" burst "$burst" latency 20ms
   done
-  read -r auto tier backend <<<"$(run auto)"
-  read -r base _ _ <<<"$(run none)"
+  auto_run=$(run auto)
+  base_run=$(run none)
+  read -r auto tier backend <<<"$auto_run"
+  read -r base _ _ <<<"$base_run"
   python3 - "$rate" "$bits" "$tier" "$backend" "$auto" "$base" <<'PY'
 import sys
 rate, bits, tier, backend, auto, base = sys.argv[1], int(sys.argv[2]), sys.argv[3], sys.argv[4], float(sys.argv[5]), float(sys.argv[6])

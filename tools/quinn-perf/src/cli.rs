@@ -1,10 +1,11 @@
 //! Command-line interface: `quinn-perf server` and `quinn-perf client`.
 
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::SocketAddr;
 use std::process::ExitCode;
 
 use clap::{Args, Parser, Subcommand};
 use stoq_perf::cli::parse_size;
+use stoq_perf::client::{bind_for, resolve};
 
 use crate::client::{Mode, run_client};
 use crate::tls::{insecure_client_config, server_config};
@@ -79,14 +80,11 @@ async fn server(a: &ServerArgs) -> ExitCode {
 }
 
 async fn client(a: &ClientArgs) -> ExitCode {
-    let peer = match a.addr.to_socket_addrs().map(|mut it| it.next()) {
-        Ok(Some(p)) => p,
-        Ok(None) => return fail(&format!("{} has no addresses", a.addr)),
-        Err(e) => return fail(&format!("cannot resolve {}: {e}", a.addr)),
+    let peer = match resolve(&a.addr) {
+        Ok(p) => p,
+        Err(e) => return fail(&e.to_string()),
     };
-    let bind: SocketAddr =
-        if peer.is_ipv4() { ([0, 0, 0, 0], 0).into() } else { (std::net::Ipv6Addr::UNSPECIFIED, 0).into() };
-    let mut endpoint = match crate::endpoint(bind, None) {
+    let mut endpoint = match crate::endpoint(bind_for(peer), None) {
         Ok(e) => e,
         Err(e) => return fail(&format!("cannot open a UDP socket: {e}")),
     };

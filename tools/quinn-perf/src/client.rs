@@ -10,7 +10,7 @@ use serde::Serialize;
 use stoq_perf::cpu::CpuTime;
 use stoq_perf::pattern::{Generator, Mismatch, Verifier};
 use stoq_perf::protocol::{Direction, PerfResult, RESULT_LEN, Request, Status, TAG_PERF};
-use stoq_perf::report::{fmt_per_cpu, gbps};
+use stoq_perf::report::{fmt_per_cpu, gbps, per_cpu};
 
 use crate::{CHUNK, MAX_UDP_PAYLOAD};
 
@@ -180,7 +180,7 @@ pub async fn transfer(conn: &Connection, mode: Mode, bytes: u64) -> Result<Outco
         gbps: gbps(verified, secs),
         cpu_user: cpu.user,
         cpu_sys: cpu.sys,
-        bytes_per_cpu_s: if cpu.total() > 0.0 { verified as f64 / cpu.total() } else { 0.0 },
+        bytes_per_cpu_s: per_cpu(verified, cpu.total()),
         verified: true,
         datagrams_sent: stats.udp_tx.datagrams - stats0.udp_tx.datagrams,
         datagrams_received: stats.udp_rx.datagrams - stats0.udp_rx.datagrams,

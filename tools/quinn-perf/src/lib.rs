@@ -100,8 +100,9 @@ pub const STREAM_WINDOW: u32 = 16 << 20;
 pub const CONNECTION_WINDOW: u32 = 64 << 20;
 /// Requested socket buffer sizes, as STOQ's `SocketOptions::default`.
 pub const SOCKET_BUFFER: usize = 4 << 20;
-/// Size of the buffers the client and server read and write with.
-pub const CHUNK: usize = 64 * 1024;
+/// Size of the buffers the client and server read and write with, as
+/// stoq-perf's.
+pub use stoq_perf::CHUNK;
 
 /// quinn's transport settings matched to STOQ's defaults (see the crate docs).
 pub fn transport_config() -> TransportConfig {

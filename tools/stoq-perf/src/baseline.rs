@@ -174,8 +174,9 @@ impl Checker {
         Self { body: body as u64, r: Received::default(), first: None, last: Instant::now() }
     }
 
-    /// Checks one datagram; `Ok(true)` when it is an end marker.
-    fn datagram(&mut self, d: &[u8]) -> Result<bool, BaselineError> {
+    /// Checks one datagram, received at `now`; `Ok(true)` when it is an end
+    /// marker.
+    fn datagram(&mut self, d: &[u8], now: Instant) -> Result<bool, BaselineError> {
         if d.len() < 8 {
             return Ok(false);
         }
@@ -185,8 +186,8 @@ impl Checker {
         }
         pattern::verify(SEED, seq.wrapping_mul(self.body), &d[8..])
             .map_err(|mismatch| BaselineError::Corrupt { seq, mismatch })?;
-        self.last = Instant::now();
-        self.first.get_or_insert(self.last);
+        self.last = now;
+        self.first.get_or_insert(now);
         self.r.datagrams += 1;
         self.r.bytes += (d.len() - 8) as u64;
         Ok(false)
@@ -244,7 +245,7 @@ impl UdpBaseline {
             goodput_gbps: crate::report::gbps(r.bytes, r.seconds),
             cpu_user_s: cpu.user,
             cpu_sys_s: cpu.sys,
-            bytes_per_cpu_s: per_cpu(r.bytes, cpu.total()),
+            bytes_per_cpu_s: crate::report::per_cpu(r.bytes, cpu.total()),
             cpu_sender_s: cpu_sender,
             cpu_receiver_s: r.cpu,
             tx_syscalls: io.tx_syscalls,
@@ -285,7 +286,7 @@ pub fn udp_loopback(total: u64, payload: usize) -> Result<UdpBaseline, BaselineE
                 Err(e) => return Err(io_err("recv")(e)),
             };
             all += 1;
-            if c.datagram(&buf[..len])? {
+            if c.datagram(&buf[..len], Instant::now())? {
                 break;
             }
         }
@@ -321,10 +322,6 @@ pub fn udp_loopback(total: u64, payload: usize) -> Result<UdpBaseline, BaselineE
         tx_errors: 0,
     };
     Ok(UdpBaseline::from_run(payload, io, r, cpu, cpu_sender))
-}
-
-fn per_cpu(bytes: u64, cpu: f64) -> f64 {
-    if cpu > 0.0 { bytes as f64 / cpu } else { 0.0 }
 }
 
 /// Hands everything in `batch` to the backend, waiting while the socket is full.
@@ -372,11 +369,12 @@ pub fn udp_loopback_backend(kind: BackendKind, total: u64, payload: usize) -> Re
                 rx.wait(Some(IDLE / 4), false).map_err(io_err("wait"))?;
                 continue;
             }
+            // One clock read a batch: its datagrams arrived together.
             heard = Instant::now();
             for i in 0..batch.len() {
                 let (buf, meta) = batch.get_mut(i);
                 for d in buf.chunks(meta.segment_size.max(1)) {
-                    if c.datagram(d)? {
+                    if c.datagram(d, heard)? {
                         break 'run;
                     }
                 }

@@ -12,7 +12,7 @@ use clap::{Args, Parser, Subcommand};
 use stoq_core::io::BackendKind;
 use stoq_core::{ClientTls, Endpoint, ServerConfig};
 
-use crate::client::{Amount, ClientOptions, Mode, Output, resolve, run_client};
+use crate::client::{Amount, ClientOptions, Mode, Output, bind_for, resolve, run_client};
 use crate::probe::{ProbeArgs, run_probe};
 use crate::profile::ProfileArgs;
 use crate::server::{CertSource, PerfService, announce_ca, run_server_with};
@@ -321,12 +321,9 @@ fn fail(e: &dyn std::fmt::Display) -> ExitCode {
 
 /// Turns client arguments into options, or a usage error message.
 pub fn client_options(a: &ClientArgs) -> Result<ClientOptions, String> {
-    let peer = resolve(&a.addr).ok().map(|p| p.ip());
-    let bind = match peer {
-        Some(ip) if ip.is_ipv6() => std::net::Ipv6Addr::UNSPECIFIED.into(),
-        _ => std::net::Ipv4Addr::UNSPECIFIED.into(),
-    };
-    let chosen = a.profile.resolve(false, bind, peer)?;
+    let peer = resolve(&a.addr).ok();
+    let bind = peer.map_or(std::net::Ipv4Addr::UNSPECIFIED.into(), |p| bind_for(p).ip());
+    let chosen = a.profile.resolve(false, bind, peer.map(|p| p.ip()))?;
     let tls = match (&a.ca, a.insecure) {
         (Some(ca), _) => ClientTls::CaFile(ca.clone()),
         (None, true) => ClientTls::InsecureSkipVerify,

@@ -3,7 +3,7 @@
 //! [`Report`].
 
 use std::io::IsTerminal;
-use std::net::{SocketAddr, ToSocketAddrs};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr, ToSocketAddrs};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc;
@@ -15,11 +15,10 @@ use stoq_core::{
     SendStream, WriteError,
 };
 
+use crate::CHUNK;
 use crate::pattern::{Generator, Mismatch, Verifier, mix64};
 use crate::protocol::{Direction, PerfResult, RESULT_LEN, Request, Status, TAG_PERF};
 use crate::report::{Report, ReportHead, Sampler};
-
-const CHUNK: usize = 64 * 1024;
 
 /// Which directions to test.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, serde::Serialize)]
@@ -244,14 +243,18 @@ pub fn resolve(addr: &str) -> Result<SocketAddr, ClientError> {
     addr.to_socket_addrs().map_err(|e| err(e.to_string()))?.next().ok_or_else(|| err("no addresses".into()))
 }
 
+/// Where a client talking to `peer` binds: the unspecified address of the
+/// peer's family, any port.
+pub fn bind_for(peer: SocketAddr) -> SocketAddr {
+    let ip: IpAddr = if peer.is_ipv4() { Ipv4Addr::UNSPECIFIED.into() } else { Ipv6Addr::UNSPECIFIED.into() };
+    SocketAddr::new(ip, 0)
+}
+
 /// Runs a client: a new endpoint, `opts.connections` connections, the
 /// transfer, and the report.
 pub fn run_client(opts: &ClientOptions) -> Result<Report, ClientError> {
     check(opts)?;
     let peer = resolve(&opts.server)?;
-    let bind: SocketAddr = if peer.is_ipv4() { "0.0.0.0:0" } else { "[::]:0" }
-        .parse()
-        .map_err(|_| ClientError::Options("internal: bad bind address".into()))?;
     let mut cfg = ClientConfig::new(opts.tls.clone());
     if let Some(p) = &opts.profile {
         p.apply(&mut cfg.endpoint);
@@ -261,7 +264,7 @@ pub fn run_client(opts: &ClientOptions) -> Result<Report, ClientError> {
     if let Some(t) = opts.idle_timeout {
         cfg.endpoint.transport.idle_timeout = t;
     }
-    let endpoint = Endpoint::client(bind, cfg)?;
+    let endpoint = Endpoint::client(bind_for(peer), cfg)?;
     run_client_on(&endpoint, peer, opts)
 }
 
@@ -440,7 +443,6 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
     hello[..4].copy_from_slice(&TAG_PERF);
     hello[4..].copy_from_slice(&req.encode());
     send.write_all(&hello).map_err(write_err)?;
-    let mut buf = vec![0u8; CHUNK];
     match req.direction {
         Direction::Download => {
             // The request is all the client sends (docs/perf-protocol.md).
@@ -453,7 +455,7 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
                     }
                     return Err(ClientError::Aborted { stream: label });
                 }
-                let chunk = match recv.read_chunk(buf.len()) {
+                let chunk = match recv.read_chunk(CHUNK) {
                     Ok(Some(chunk)) => chunk,
                     Ok(None) => break,
                     // A timed run ends by closing the connection.
@@ -479,7 +481,7 @@ fn run_stream(conn: &Connection, label: StreamLabel, req: Request, c: &Counters)
                 _ => Ok(v.verified()),
             }
         }
-        Direction::Upload => upload(conn, label, req, c, send, recv, &mut buf),
+        Direction::Upload => upload(conn, label, req, c, send, recv),
     }
 }
 
@@ -495,7 +497,6 @@ fn upload(
     c: &Counters,
     mut send: SendStream,
     mut recv: RecvStream,
-    buf: &mut [u8],
 ) -> Result<u64, ClientError> {
     let write_err = |source| ClientError::Write { stream: label, source };
     let writing = Arc::new(AtomicBool::new(true));
@@ -508,6 +509,7 @@ fn upload(
         r
     });
     let mut g = Generator::new(req.seed);
+    let mut buf = vec![0u8; CHUNK];
     let mut failed = None;
     'send: loop {
         let left = req.length.map_or(CHUNK as u64, |l| l - g.offset());

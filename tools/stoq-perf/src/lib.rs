@@ -64,3 +64,7 @@ pub use client::{ClientError, ClientOptions, run_client};
 pub use protocol::read_tag;
 pub use report::Report;
 pub use server::{handle_perf_stream, run_server, serve_connection};
+
+/// Size of the buffers the clients and servers read and write payload with
+/// (stoq-perf's and quinn-perf's).
+pub const CHUNK: usize = 64 * 1024;

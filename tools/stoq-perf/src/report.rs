@@ -101,7 +101,8 @@ pub fn gbps(bytes: u64, secs: f64) -> f64 {
     if secs > 0.0 { bytes as f64 * 8.0 / secs / 1e9 } else { 0.0 }
 }
 
-fn per_cpu(bytes: u64, cpu: f64) -> f64 {
+/// Bytes per CPU-second (0 when no CPU time was measured).
+pub fn per_cpu(bytes: u64, cpu: f64) -> f64 {
     if cpu > 0.0 { bytes as f64 / cpu } else { 0.0 }
 }
 

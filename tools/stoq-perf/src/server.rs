@@ -14,15 +14,13 @@ use stoq_core::{
     Connection, ConnectionError, DevPki, Endpoint, ReadError, RecvStream, SendStream, ServerTls, TlsError, WriteError,
 };
 
+use crate::CHUNK;
 use crate::pattern::{Generator, Verifier};
 use crate::protocol::{
     Direction, PerfResult, PrefixError, REQUEST_LEN, Request, RequestError, Status, TAG_PERF, read_exact, read_tag,
     tag_display,
 };
 use crate::report::gbps;
-
-/// Size of the buffers the handlers read and write with.
-const CHUNK: usize = 64 * 1024;
 
 /// Names the development certificate is issued for.
 pub const DEV_PKI_NAMES: &[&str] = &["localhost", "127.0.0.1", "::1"];
