@@ -14,6 +14,11 @@ use stoq_testbed::NetnsPair;
 
 const PERF: &str = env!("CARGO_BIN_EXE_stoq-perf");
 
+/// The transfers measure goodput against the shaped rate: nothing else in
+/// this binary may run beside them (a probe alongside cost the 90 Mbit/s
+/// run a sixth of its rate on this 2-core host).
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn json_of(out: Output, what: &str) -> Value {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(out.status.success(), "{what} failed ({}): {stderr}", out.status);
@@ -65,6 +70,7 @@ impl Drop for Server {
 
 #[test]
 fn shaped_links_probe_as_their_tier_and_carry_90_percent_of_the_rate() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let _ = std::fs::metadata(PERF).expect("the stoq-perf binary");
     // (tc rate, bit/s, tier, bytes to move: None = probe only)
     let cases: [(&str, u64, &str, Option<u64>); 4] = [
@@ -123,6 +129,7 @@ fn shaped_links_probe_as_their_tier_and_carry_90_percent_of_the_rate() {
 
 #[test]
 fn an_unprivileged_probe_reports_missing_capabilities_and_still_chooses_a_profile() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     // Clearing the bounding set needs CAP_SETPCAP.
     if !stoq_testbed::root_or_skip("an unprivileged probe (setpriv --bounding-set needs root)") {
         return;
