@@ -3,8 +3,9 @@
 #   cmake + a C toolchain (BoringSSL, built by quiche's `boring` dependency),
 #   libclang-dev (bindgen for BoringSSL), git, pkg-config,
 #   libhwloc-dev + libudev-dev (hw-detect's CPU topology, via hwlocality),
-# and what the tests use: iproute2 (ip, tc: namespaces, veth, tbf) and
-# ethtool (cross-checks hw-detect's ethtool ioctls).
+# and what the tests use: iproute2 (ip, tc: namespaces, veth, tbf),
+# ethtool (cross-checks hw-detect's ethtool ioctls) and ping (ICMP beside
+# the AF_XDP backend's XDP program).
 # As root it uses apt-get; otherwise it says exactly what to run.
 set -euo pipefail
 
@@ -15,6 +16,7 @@ command -v pkg-config >/dev/null 2>&1 || need+=(pkg-config)
 command -v cc >/dev/null 2>&1 || need+=(build-essential)
 command -v ip >/dev/null 2>&1 && command -v tc >/dev/null 2>&1 || need+=(iproute2)
 command -v ethtool >/dev/null 2>&1 || [[ -x /usr/sbin/ethtool ]] || need+=(ethtool)
+command -v ping >/dev/null 2>&1 || need+=(iputils-ping)
 # bindgen loads libclang (not libclang-cpp, which Debian images often ship
 # alone) at build time.
 if command -v dpkg >/dev/null 2>&1; then

@@ -82,8 +82,19 @@ pub enum SelectError {
 /// The backends a tier prefers, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Candidate {
-    AfXdp { zero_copy: bool },
+    AfXdp(XdpNeed),
     Socket(BackendKind),
+}
+
+/// What AF_XDP needs from the driver to be worth choosing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum XdpNeed {
+    /// Any XDP, generic (skb) mode included: only when asked for by name.
+    Any,
+    /// Native (driver-mode) XDP with redirect.
+    Native,
+    /// Native XDP and zero-copy AF_XDP.
+    ZeroCopy,
 }
 
 fn preferences(tier: Tier) -> &'static [Candidate] {
@@ -94,8 +105,10 @@ fn preferences(tier: Tier) -> &'static [Candidate] {
         Tier::Home => &[Socket(LinuxBatch), Socket(Portable)],
         Tier::Standard => &[Socket(LinuxBatch), Socket(IoUring), Socket(Portable)],
         Tier::Performance => &[Socket(IoUring), Socket(LinuxBatch), Socket(Portable)],
-        Tier::Enterprise => &[AfXdp { zero_copy: false }, Socket(IoUring), Socket(LinuxBatch), Socket(Portable)],
-        Tier::DataCenter => &[AfXdp { zero_copy: true }, Socket(IoUring), Socket(LinuxBatch), Socket(Portable)],
+        Tier::Enterprise => &[Candidate::AfXdp(XdpNeed::Native), Socket(IoUring), Socket(LinuxBatch), Socket(Portable)],
+        Tier::DataCenter => {
+            &[Candidate::AfXdp(XdpNeed::ZeroCopy), Socket(IoUring), Socket(LinuxBatch), Socket(Portable)]
+        }
     }
 }
 
@@ -135,7 +148,12 @@ pub fn select(caps: &Capabilities, o: &Overrides) -> Result<Selection, SelectErr
     let mut profile = Profile::for_tier(tier, &inputs);
     profile.backend = match o.backend {
         Some(b) => {
-            let why = socket_backend_problems(caps, b);
+            let why = match b {
+                // Asked for by name: generic (skb-mode) XDP will do where
+                // the driver has no native XDP.
+                BackendKind::AfXdp => af_xdp_problems(caps, iface, XdpNeed::Any),
+                _ => socket_backend_problems(caps, b),
+            };
             if !why.is_empty() {
                 return Err(SelectError::Backend { backend: b, reasons: why.join("; ") });
             }
@@ -253,21 +271,24 @@ fn unknown_rate_tier(kind: InterfaceKind, why: &str) -> (Tier, String) {
 
 fn choose_backend(caps: &Capabilities, iface: Option<&Interface>, tier: Tier, steps: &mut Vec<String>) -> BackendKind {
     for &c in preferences(tier) {
-        let (name, why) = match c {
-            Candidate::AfXdp { zero_copy } => ("AF_XDP".to_owned(), af_xdp_problems(caps, iface, zero_copy)),
-            Candidate::Socket(b) => (b.name().to_owned(), socket_backend_problems(caps, b)),
+        let (name, kind, why) = match c {
+            Candidate::AfXdp(need) => ("AF_XDP".to_owned(), BackendKind::AfXdp, af_xdp_problems(caps, iface, need)),
+            Candidate::Socket(b) => (b.name().to_owned(), b, socket_backend_problems(caps, b)),
         };
-        match (c, why.is_empty()) {
-            (Candidate::Socket(b), true) => return b,
-            _ => steps.extend(why.into_iter().map(|w| format!("{name}: {w}"))),
+        if why.is_empty() {
+            return kind;
         }
+        steps.extend(why.into_iter().map(|w| format!("{name}: {w}")));
     }
     BackendKind::Portable
 }
 
 /// Why the host cannot run AF_XDP (every reason, not just the first).
-fn af_xdp_problems(caps: &Capabilities, iface: Option<&Interface>, zero_copy: bool) -> Vec<String> {
-    let mut why = vec!["this build has no AF_XDP backend yet (stoq-xdp)".to_owned()];
+fn af_xdp_problems(caps: &Capabilities, iface: Option<&Interface>, need: XdpNeed) -> Vec<String> {
+    let mut why = Vec::new();
+    if !cfg!(target_os = "linux") {
+        why.push("needs Linux".to_owned());
+    }
     match caps.host.privileges.get() {
         Some(p) => {
             let old_kernel = caps.host.kernel.get().is_some_and(|k| k.version < (5, 8, 0));
@@ -282,16 +303,20 @@ fn af_xdp_problems(caps: &Capabilities, iface: Option<&Interface>, zero_copy: bo
         }
         None => why.push("process capabilities unknown".to_owned()),
     }
-    match iface.map(|i| &i.xdp) {
+    match iface {
         None => why.push("no interface to attach to".to_owned()),
-        Some(Known::Unknown(w)) => why.push(format!("XDP support unknown ({w})")),
-        Some(Known::Known(x)) => {
-            if !x.native || !x.redirect {
-                why.push("driver has no native XDP".to_owned());
-            } else if zero_copy && !x.zero_copy {
+        Some(i) if matches!(i.kind, InterfaceKind::Loopback | InterfaceKind::Other) => {
+            why.push(format!("{} is not an Ethernet interface", i.name));
+        }
+        Some(_) if need == XdpNeed::Any => {}
+        Some(i) => match &i.xdp {
+            Known::Unknown(w) => why.push(format!("XDP support unknown ({w})")),
+            Known::Known(x) if !x.native || !x.redirect => why.push("driver has no native XDP".to_owned()),
+            Known::Known(x) if need == XdpNeed::ZeroCopy && !x.zero_copy => {
                 why.push("driver has no zero-copy AF_XDP".to_owned());
             }
-        }
+            Known::Known(_) => {}
+        },
     }
     why
 }

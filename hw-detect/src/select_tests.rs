@@ -122,7 +122,7 @@ fn unknown_link_speed_picks_a_safe_tier_and_says_why() {
 
 #[test]
 fn backends_step_down_with_every_reason() {
-    // DataCenter wants zero-copy AF_XDP: this build has none, and this NIC lacks zero-copy.
+    // DataCenter wants zero-copy AF_XDP: no CAP_BPF, and this NIC lacks zero-copy.
     let mut n = nic("eth0", Some(100_000), None);
     n.xdp =
         Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: false, zc_max_segs: None, flags: vec![] });
@@ -130,14 +130,7 @@ fn backends_step_down_with_every_reason() {
     c.host.privileges = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: false, sys_admin: false });
     let s = pick(&c);
     assert_eq!(s.profile.backend, BackendKind::IoUring);
-    assert_eq!(
-        s.steps,
-        [
-            "AF_XDP: this build has no AF_XDP backend yet (stoq-xdp)",
-            "AF_XDP: no CAP_BPF",
-            "AF_XDP: driver has no zero-copy AF_XDP"
-        ]
-    );
+    assert_eq!(s.steps, ["AF_XDP: no CAP_BPF", "AF_XDP: driver has no zero-copy AF_XDP"]);
 
     // io_uring unusable: the next step is linux-batch, with io_uring's reason.
     c.host.io_uring = Known::Known(IoUringSupport {
@@ -164,6 +157,49 @@ fn backends_step_down_with_every_reason() {
         flags: vec![],
     });
     assert!(pick(&caps(vec![n])).steps.contains(&"AF_XDP: driver has no native XDP".to_owned()));
+}
+
+#[test]
+fn af_xdp_is_chosen_where_the_probe_says_it_can_run() {
+    let xdp = |zero_copy| {
+        Known::Known(XdpFeatures { native: true, redirect: true, zero_copy, zc_max_segs: None, flags: vec![] })
+    };
+    let root = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true });
+    // Enterprise takes AF_XDP in copy mode on a native-XDP driver.
+    let mut n = nic("eth0", Some(10_000), None);
+    n.xdp = xdp(false);
+    let mut c = caps(vec![n]);
+    c.host.privileges = root.clone();
+    let s = pick(&c);
+    assert_eq!((s.tier, s.profile.backend), (Tier::Enterprise, BackendKind::AfXdp));
+    assert!(s.steps.is_empty(), "{:?}", s.steps);
+    // DataCenter needs zero-copy too.
+    c.interfaces[0].speed_mbps = Known::Known(100_000);
+    assert_eq!(pick(&c).profile.backend, BackendKind::IoUring);
+    c.interfaces[0].xdp = xdp(true);
+    assert_eq!(pick(&c).profile.backend, BackendKind::AfXdp);
+
+    // Asked for by name, generic XDP will do, but never on loopback or
+    // without the capabilities.
+    let mut n = nic("eth0", Some(1000), None);
+    n.xdp = Known::Known(XdpFeatures {
+        native: false,
+        redirect: false,
+        zero_copy: false,
+        zc_max_segs: None,
+        flags: vec![],
+    });
+    let mut c = caps(vec![n]);
+    c.host.privileges = root;
+    let by_name = Overrides { backend: Some(BackendKind::AfXdp), ..Default::default() };
+    assert_eq!(select(&c, &by_name).unwrap().profile.backend, BackendKind::AfXdp);
+    c.interfaces[0].kind = InterfaceKind::Loopback;
+    let e = select(&c, &by_name).unwrap_err().to_string();
+    assert!(e.contains("eth0 is not an Ethernet interface"), "{e}");
+    c.interfaces[0].kind = InterfaceKind::Ethernet;
+    c.host.privileges = Known::Known(Privileges { net_admin: false, net_raw: false, bpf: false, sys_admin: false });
+    let e = select(&c, &by_name).unwrap_err().to_string();
+    assert!(e.contains("no CAP_NET_ADMIN; no CAP_BPF"), "{e}");
 }
 
 #[test]

@@ -207,3 +207,173 @@ fn host_namespace_answers_decode() {
         Err(e) => panic!("xdp_features in the host namespace: {e}"),
     }
 }
+
+/// Routes and neighbours (`route_get`, `neighbour_get`) inside the pair,
+/// cross-checked with what `ip` and sysfs say in the same namespaces.
+mod next_hops {
+    use std::net::{IpAddr, Ipv4Addr, UdpSocket};
+    use std::time::{Duration, Instant};
+
+    use hw_detect::linux::netlink::{self, Neighbour, NeighbourState, NetlinkError, RouteHop, RouteKind, Rtnetlink};
+    use stoq_testbed::NetnsPair;
+
+    use super::ifindex;
+
+    fn ip(net: &NetnsPair, i: usize, args: &[&str]) -> String {
+        net.output(i, "ip", args).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Gives both ends an IPv6 address (without duplicate address
+    /// detection, so it is usable at once) and returns them.
+    fn add_ipv6(net: &NetnsPair) -> [IpAddr; 2] {
+        let addrs: [IpAddr; 2] = ["fd00:5e7::1".parse().unwrap(), "fd00:5e7::2".parse().unwrap()];
+        for (i, addr) in addrs.iter().enumerate() {
+            ip(net, i, &["-6", "addr", "add", &format!("{addr}/64"), "dev", &net.links[i], "nodad"]);
+        }
+        addrs
+    }
+
+    /// The MAC of end `i` as its own namespace's sysfs shows it.
+    fn sysfs_mac(net: &NetnsPair, i: usize) -> [u8; 6] {
+        let text = net.output(i, "cat", &[&format!("/sys/class/net/{}/address", net.links[i])]).unwrap();
+        let bytes: Vec<u8> = text.trim().split(':').map(|b| u8::from_str_radix(b, 16).unwrap()).collect();
+        bytes.try_into().unwrap_or_else(|b| panic!("not a MAC: {text:?} ({b:?})"))
+    }
+
+    /// `ip -j route get DST` in namespace `i`: (dev, gateway, prefsrc).
+    fn ip_route_get(net: &NetnsPair, i: usize, dst: IpAddr) -> (String, Option<IpAddr>, Option<IpAddr>) {
+        let json = ip(net, i, &["-j", "route", "get", &dst.to_string()]);
+        let v: serde_json::Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{json:?}: {e}"));
+        let r = &v[0];
+        let addr = |k: &str| r[k].as_str().map(|s| s.parse().unwrap());
+        (r["dev"].as_str().unwrap_or_else(|| panic!("no dev in {json}")).to_owned(), addr("gateway"), addr("prefsrc"))
+    }
+
+    /// Polls the neighbour entry of `dst` on `ifindex` until it is usable.
+    fn wait_usable(nl: &mut Rtnetlink, ifindex: u32, dst: IpAddr) -> Neighbour {
+        let deadline = Instant::now() + Duration::from_secs(5);
+        loop {
+            let n = nl.neighbour_get(ifindex, dst).expect("neighbour_get");
+            match n {
+                Some(n) if n.usable() => return n,
+                _ if Instant::now() > deadline => panic!("{dst} not resolved after 5 s: {n:?}"),
+                _ => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+    }
+
+    #[test]
+    fn routes_to_the_peer_to_ourselves_and_nowhere() {
+        let Some(net) = NetnsPair::create() else { return };
+        let [own6, peer6] = add_ipv6(&net);
+        let (veth, lo) = (ifindex(&net, 0, &net.links[0]), ifindex(&net, 0, "lo"));
+        let [own, peer] = net.addrs;
+        let IpAddr::V4(peer4) = peer else { panic!("the testbed's addresses are IPv4") };
+        ip(&net, 0, &["route", "add", "10.99.0.0/24", "via", &peer.to_string()]);
+        ip(&net, 0, &["-6", "route", "add", "fd00:99::/64", "via", &peer6.to_string()]);
+        for (kind, prefix) in
+            [("unreachable", "10.98.1.0/24"), ("blackhole", "10.98.2.0/24"), ("prohibit", "10.98.3.0/24")]
+        {
+            ip(&net, 0, &["route", "add", kind, prefix]);
+        }
+        ip(&net, 0, &["-6", "route", "add", "unreachable", "fd00:98::/64"]);
+        let gatewayed: IpAddr = Ipv4Addr::new(10, 99, 0, 7).into();
+        let gatewayed6: IpAddr = "fd00:99::7".parse().unwrap();
+
+        let unicast =
+            |gateway, prefsrc| RouteHop { ifindex: veth, gateway, prefsrc: Some(prefsrc), kind: RouteKind::Unicast };
+        let local = |a| RouteHop { ifindex: lo, gateway: None, prefsrc: Some(a), kind: RouteKind::Local };
+        let loopback: IpAddr = Ipv4Addr::LOCALHOST.into();
+        let cases: [(IpAddr, RouteHop); 8] = [
+            (peer, unicast(None, own)),
+            (IpAddr::V6(peer4.to_ipv6_mapped()), unicast(None, own)),
+            (gatewayed, unicast(Some(peer), own)),
+            (peer6, unicast(None, own6)),
+            (gatewayed6, unicast(Some(peer6), own6)),
+            (own, local(own)),
+            (own6, local(own6)),
+            (loopback, local(loopback)),
+        ];
+        let rejects: [(IpAddr, RouteKind); 4] = [
+            ("10.98.1.9".parse().unwrap(), RouteKind::Unreachable),
+            ("10.98.2.9".parse().unwrap(), RouteKind::Blackhole),
+            ("10.98.3.9".parse().unwrap(), RouteKind::Prohibit),
+            ("fd00:98::9".parse().unwrap(), RouteKind::Unreachable),
+        ];
+        let nowhere: [IpAddr; 2] = ["192.0.2.1".parse().unwrap(), "2001:db8::1".parse().unwrap()];
+
+        net.run_scoped(0, || {
+            for (dst, want) in cases {
+                assert_eq!(netlink::route_get(dst).unwrap_or_else(|e| panic!("{dst}: {e}")), want, "route to {dst}");
+            }
+            for (dst, kind) in rejects {
+                let hop = netlink::route_get(dst).unwrap_or_else(|e| panic!("{dst}: {e}"));
+                assert_eq!(hop, RouteHop { ifindex: 0, gateway: None, prefsrc: None, kind }, "route to {dst}");
+            }
+            for dst in nowhere {
+                match netlink::route_get(dst) {
+                    Err(e @ NetlinkError::NoRoute { dst: d }) if d == dst => {
+                        assert!(e.to_string().starts_with(&format!("no route to {dst} ")), "{e}");
+                    }
+                    other => panic!("route to {dst}: {other:?}"),
+                }
+            }
+        });
+
+        // iproute2 reads the same answers.
+        let link = net.links[0].clone();
+        assert_eq!(ip_route_get(&net, 0, peer), (link.clone(), None, Some(own)));
+        assert_eq!(ip_route_get(&net, 0, gatewayed), (link.clone(), Some(peer), Some(own)));
+        assert_eq!(ip_route_get(&net, 0, gatewayed6), (link, Some(peer6), Some(own6)));
+    }
+
+    #[test]
+    fn neighbours_are_resolved_by_traffic_and_carry_the_peers_mac() {
+        let Some(net) = NetnsPair::create() else { return };
+        let [own6, peer6] = add_ipv6(&net);
+        let veth = ifindex(&net, 0, &net.links[0]);
+        let [own, peer] = net.addrs;
+        let IpAddr::V4(peer4) = peer else { panic!("the testbed's addresses are IPv4") };
+        // An address on the link that nobody has.
+        let absent: IpAddr = [253, 252]
+            .map(|last| Ipv4Addr::from(u32::from(peer4) & !0xff | last).into())
+            .into_iter()
+            .find(|a| *a != own && *a != peer)
+            .unwrap();
+        let peer_mac = sysfs_mac(&net, 1);
+
+        let (n4, n6, mapped) = net.run_scoped(0, || {
+            let mut nl = Rtnetlink::open().expect("rtnetlink socket");
+            for dst in [peer, peer6, absent] {
+                assert_eq!(nl.neighbour_get(veth, dst).unwrap(), None, "{dst} before any traffic");
+            }
+            let e = nl.neighbour_get(999_999, peer).unwrap_err();
+            assert!(matches!(e, NetlinkError::Kernel { errno: libc::ENODEV, .. }), "{e:?}");
+
+            // A datagram makes the kernel resolve the next hop (ARP, NDP).
+            for (src, dst) in [(own, peer), (own6, peer6), (own, absent)] {
+                let sock = UdpSocket::bind((src, 0)).unwrap();
+                sock.send_to(b"resolve me", (dst, 9)).unwrap();
+            }
+            let n4 = wait_usable(&mut nl, veth, peer);
+            let n6 = wait_usable(&mut nl, veth, peer6);
+            let mapped = nl.neighbour_get(veth, IpAddr::V6(peer4.to_ipv6_mapped())).unwrap();
+
+            // Nobody answers for `absent`: incomplete while the kernel probes,
+            // failed after; never usable, and no MAC.
+            let n = nl.neighbour_get(veth, absent).unwrap().expect("an entry for the address just tried");
+            assert!(matches!(n.state, NeighbourState::Incomplete | NeighbourState::Failed), "{n:?}");
+            assert!(!n.usable() && n.mac.is_none(), "{n:?}");
+            (n4, n6, mapped)
+        });
+        assert_eq!(n4.mac, Some(peer_mac), "IPv4 neighbour {n4:?}");
+        assert_eq!(n6.mac, Some(peer_mac), "IPv6 neighbour {n6:?}");
+        assert_eq!(mapped, Some(n4));
+
+        // A permanent entry set by hand reads back as set.
+        let (absent_s, link) = (absent.to_string(), &net.links[0]);
+        ip(&net, 0, &["neigh", "replace", &absent_s, "lladdr", "02:00:5e:00:53:01", "dev", link, "nud", "permanent"]);
+        let n = net.run_scoped(0, || netlink::neighbour_get(veth, absent)).unwrap();
+        assert_eq!(n, Some(Neighbour { mac: Some([0x02, 0, 0x5e, 0, 0x53, 1]), state: NeighbourState::Permanent }));
+    }
+}

@@ -3,7 +3,9 @@
 
 use std::time::Duration;
 
-use crate::io::{BackendKind, SocketOptions};
+use std::sync::Arc;
+
+use crate::io::{BackendKind, OpenBackend, SocketOptions};
 use crate::tls::{self, ClientTls, ServerTls, TlsError};
 
 /// The application protocol STOQ speaks (TLS ALPN).
@@ -130,6 +132,9 @@ pub struct EndpointConfig {
     /// connection is gone instead of waiting for the idle timeout; keep it
     /// as private as a TLS key. `None`: random per endpoint.
     pub reset_secret: Option<ResetSecret>,
+    /// Opens a backend from another crate when `backend` is its kind
+    /// (`stoq_xdp::XdpOpener` for [`BackendKind::AfXdp`]).
+    pub opener: Option<Arc<dyn OpenBackend>>,
 }
 
 /// A 32-byte secret for stateless-reset tokens. Its `Debug` output is
@@ -153,6 +158,7 @@ impl Default for EndpointConfig {
             retry_token_lifetime: Duration::from_secs(10),
             alpn: vec![ALPN.to_vec()],
             reset_secret: None,
+            opener: None,
         }
     }
 }

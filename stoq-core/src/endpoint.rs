@@ -73,6 +73,12 @@ pub struct EndpointStats {
     pub rx_ecn_ce: u64,
     /// Times the backend's receive buffer pool ran dry and was refilled.
     pub rx_buffers_exhausted: u64,
+    /// Datagrams an AF_XDP backend received through its kernel socket.
+    pub rx_kernel_path: u64,
+    /// Datagrams an AF_XDP backend sent through its kernel socket.
+    pub tx_kernel_path: u64,
+    /// Packets the kernel dropped before the backend read them.
+    pub rx_dropped: u64,
     /// Server connections created.
     pub accepted: u64,
     /// Retry packets sent.
@@ -117,7 +123,7 @@ impl Endpoint {
         let counters = Arc::new(IoCounters::default());
         let mut socket = cfg.socket;
         socket.max_udp_payload = cfg.transport.max_udp_payload;
-        let backend = io::open(cfg.backend, addr, &socket, counters.clone())?;
+        let backend = io::open_with(cfg.backend, addr, &socket, counters.clone(), cfg.opener.as_deref())?;
         let (commands_tx, commands_rx) = unbounded();
         let handle = ShardHandle { commands: commands_tx, waker: backend.waker() };
         let (accept_tx, accept_rx) = match server_q {
@@ -216,6 +222,9 @@ impl Endpoint {
             gso_fallbacks: r(&io.gso_fallbacks),
             rx_ecn_ce: r(&io.rx_ecn_ce),
             rx_buffers_exhausted: r(&io.rx_buffers_exhausted),
+            rx_kernel_path: r(&io.rx_kernel_path),
+            tx_kernel_path: r(&io.tx_kernel_path),
+            rx_dropped: r(&io.rx_dropped),
             accepted: r(&sh.accepted),
             retries_sent: r(&sh.retries_sent),
             invalid_tokens: r(&sh.invalid_tokens),

@@ -278,13 +278,13 @@ impl Profile {
 
 impl Tier {
     /// The backend the architecture map names for the tier, before the host
-    /// is consulted (AF_XDP tiers start from io_uring until `stoq-xdp`
-    /// exists; hw-detect records that step).
+    /// is consulted (hw-detect steps down from it, recording why).
     pub fn preferred_backend(self) -> BackendKind {
         match self {
             Tier::Slow => BackendKind::Portable,
             Tier::Home | Tier::Standard => BackendKind::LinuxBatch,
-            Tier::Performance | Tier::Enterprise | Tier::DataCenter => BackendKind::IoUring,
+            Tier::Performance => BackendKind::IoUring,
+            Tier::Enterprise | Tier::DataCenter => BackendKind::AfXdp,
         }
     }
 }

@@ -13,12 +13,12 @@ use stoq_core::io::BackendKind;
 use stoq_core::{Connection, Endpoint};
 use stoq_testbed::NetnsPair;
 
-/// Every backend, or those named in `STOQ_TEST_BACKENDS` (comma-separated)
+/// Every socket backend, or those named in `STOQ_TEST_BACKENDS` (comma-separated)
 /// when working on one.
 fn kinds() -> Vec<BackendKind> {
     match std::env::var("STOQ_TEST_BACKENDS") {
         Ok(list) => list.split(',').map(|n| n.trim().parse().expect("backend name")).collect(),
-        Err(_) => BackendKind::ALL.to_vec(),
+        Err(_) => BackendKind::SOCKETS.to_vec(),
     }
 }
 

@@ -10,9 +10,13 @@
 //! | `portable` | mio readiness, one system call per datagram | any Unix, unprivileged |
 //! | `linux-batch` | `sendmmsg`/`recvmmsg`, UDP GSO/GRO, ECN, packet info, `SO_TXTIME` ([`linux`]) | Linux 4.18+ |
 //! | `io_uring` | multishot receive into a provided-buffer ring, linked `sendmsg` chains ([`linux`]) | Linux 6.0+, io_uring allowed |
+//! | `af_xdp` | AF_XDP sockets fed by STOQ's own XDP program, in the `stoq-xdp` crate ([`OpenBackend`]) | Linux 5.9+, CAP_NET_ADMIN + CAP_BPF, an Ethernet interface |
 //!
 //! Each is selected by name and fails to open with a [`BackendError`] that
-//! says why and what to use instead; nothing falls back silently.
+//! says why and what to use instead; nothing falls back silently. The
+//! AF_XDP backend lives in its own crate (it needs `unsafe` ring and UMEM
+//! code, a BPF loader and privileges this crate never asks for); an
+//! endpoint opens it through the [`OpenBackend`] in its configuration.
 
 mod batch;
 #[cfg(target_os = "linux")]
@@ -51,6 +55,10 @@ pub struct IoCapabilities {
     pub recv_buffer: usize,
     /// Send buffer the kernel granted, in bytes.
     pub send_buffer: usize,
+    /// Packets move between the NIC and this process without a copy
+    /// (AF_XDP zero-copy mode); false for every socket backend and for
+    /// AF_XDP in copy mode.
+    pub zero_copy: bool,
 }
 
 /// Interrupts a backend blocked in [`PacketIo::wait`] from another thread.
@@ -94,11 +102,19 @@ pub enum BackendKind {
     /// io_uring: multishot receive into a provided-buffer ring, batched
     /// sends (Linux 6.0+).
     IoUring,
+    /// AF_XDP: frames to and from the NIC's queues through STOQ's own XDP
+    /// program, bypassing the kernel's UDP stack (the `stoq-xdp` crate).
+    AfXdp,
 }
 
 impl BackendKind {
     /// Every backend, in order of preference from simplest to fastest.
-    pub const ALL: &'static [BackendKind] = &[BackendKind::Portable, BackendKind::LinuxBatch, BackendKind::IoUring];
+    pub const ALL: &'static [BackendKind] =
+        &[BackendKind::Portable, BackendKind::LinuxBatch, BackendKind::IoUring, BackendKind::AfXdp];
+
+    /// The backends built on a kernel UDP socket: they bind any local
+    /// address, loopback included, and [`open`] opens them without help.
+    pub const SOCKETS: &'static [BackendKind] = &[BackendKind::Portable, BackendKind::LinuxBatch, BackendKind::IoUring];
 
     /// The name used on command lines and in configs.
     pub fn name(self) -> &'static str {
@@ -106,6 +122,7 @@ impl BackendKind {
             BackendKind::Portable => "portable",
             BackendKind::LinuxBatch => "linux-batch",
             BackendKind::IoUring => "io_uring",
+            BackendKind::AfXdp => "af_xdp",
         }
     }
 
@@ -167,6 +184,31 @@ pub enum BackendError {
         /// The operating system's error.
         source: io::Error,
     },
+    /// A backend from another crate ([`OpenBackend`]) could not open; its
+    /// own error says why and what to do.
+    #[error("the {backend} backend cannot open: {source}")]
+    External {
+        /// Which backend.
+        backend: BackendKind,
+        /// The backend's own error.
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// Opens a backend that lives in another crate (AF_XDP, in `stoq-xdp`),
+/// so that this crate needs neither its code nor its privileges. Put one in
+/// [`EndpointConfig::opener`](crate::EndpointConfig::opener); the endpoint
+/// uses it when its backend is [`kind`](Self::kind).
+pub trait OpenBackend: Send + Sync + std::fmt::Debug {
+    /// The backend this opens.
+    fn kind(&self) -> BackendKind;
+    /// Opens it bound to `addr` (the port STOQ serves or sends from).
+    fn open(
+        &self,
+        addr: SocketAddr,
+        opts: &SocketOptions,
+        counters: Arc<IoCounters>,
+    ) -> Result<Box<dyn PacketIo>, BackendError>;
 }
 
 /// Socket-level settings a backend applies when it opens.
@@ -202,7 +244,24 @@ impl Default for SocketOptions {
     }
 }
 
-/// Opens a backend of the given kind bound to `addr`.
+/// Opens a backend of the given kind bound to `addr`, through `opener`
+/// when it opens that kind.
+pub fn open_with(
+    kind: BackendKind,
+    addr: SocketAddr,
+    opts: &SocketOptions,
+    counters: Arc<IoCounters>,
+    opener: Option<&dyn OpenBackend>,
+) -> Result<Box<dyn PacketIo>, BackendError> {
+    match opener {
+        Some(o) if o.kind() == kind => o.open(addr, opts, counters),
+        _ => open(kind, addr, opts, counters),
+    }
+}
+
+/// Opens a socket backend ([`BackendKind::SOCKETS`]) bound to `addr`.
+/// [`BackendKind::AfXdp`] needs [`open_with`] and the opener from
+/// `stoq-xdp`.
 pub fn open(
     kind: BackendKind,
     addr: SocketAddr,
@@ -210,6 +269,11 @@ pub fn open(
     counters: Arc<IoCounters>,
 ) -> Result<Box<dyn PacketIo>, BackendError> {
     match kind {
+        BackendKind::AfXdp => Err(BackendError::Unsupported {
+            backend: kind,
+            reason: "AF_XDP is provided by the stoq-xdp crate and this program was built without it \
+                     (stoq-node and stoq-perf include it); use --backend io_uring",
+        }),
         BackendKind::Portable => Ok(Box::new(PortableIo::bind(addr, opts, counters)?)),
         #[cfg(target_os = "linux")]
         BackendKind::LinuxBatch => Ok(Box::new(linux::LinuxBatchIo::bind(addr, opts, counters)?)),
@@ -250,10 +314,23 @@ pub struct IoCounters {
     /// Times a receive buffer pool ran dry (io_uring's provided-buffer
     /// ring); receiving resumed from the socket buffer.
     pub rx_buffers_exhausted: AtomicU64,
+    /// Datagrams that reached an AF_XDP backend through its companion
+    /// kernel UDP socket (the XDP program passed them: fragments, a queue
+    /// without an AF_XDP socket).
+    pub rx_kernel_path: AtomicU64,
+    /// Datagrams an AF_XDP backend sent through its companion kernel
+    /// socket (next hop not resolved yet, or the route leaves by another
+    /// interface).
+    pub tx_kernel_path: AtomicU64,
+    /// Packets the kernel dropped before the backend could read them
+    /// (AF_XDP: receive ring full or no free fill buffer, from
+    /// `XDP_STATISTICS`).
+    pub rx_dropped: AtomicU64,
 }
 
 impl IoCounters {
-    pub(crate) fn add(counter: &AtomicU64, n: u64) {
+    /// Adds `n` to one counter (backends call it once per batch).
+    pub fn add(counter: &AtomicU64, n: u64) {
         if n != 0 {
             counter.fetch_add(n, Ordering::Relaxed);
         }

@@ -56,6 +56,7 @@ impl PacketIo for PortableIo {
             rx_slot_size: RX_SLOT,
             recv_buffer: self.buffers.0,
             send_buffer: self.buffers.1,
+            zero_copy: false,
         }
     }
 

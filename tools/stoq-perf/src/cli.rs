@@ -343,6 +343,7 @@ pub fn client_options(a: &ClientArgs) -> Result<ClientOptions, String> {
     o.streams = a.streams;
     o.connections = a.connections;
     o.backend = chosen.backend;
+    o.opener = chosen.opener();
     o.interval = parse_secs("--interval", a.interval)?;
     let profile = chosen.selection.as_ref().map(|s| &s.profile);
     o.max_payload = a.max_payload.or(profile.map(|p| p.max_udp_payload)).unwrap_or(o.max_payload);

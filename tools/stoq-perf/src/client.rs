@@ -90,6 +90,8 @@ pub struct ClientOptions {
     pub connections: usize,
     /// Packet backend.
     pub backend: BackendKind,
+    /// Opens `backend` when stoq-core cannot by itself (AF_XDP).
+    pub opener: Option<std::sync::Arc<dyn stoq_core::io::OpenBackend>>,
     /// Reporting interval.
     pub interval: Duration,
     /// Largest UDP payload.
@@ -116,6 +118,7 @@ impl ClientOptions {
             streams: 1,
             connections: 1,
             backend: BackendKind::Portable,
+            opener: None,
             interval: Duration::from_secs(1),
             max_payload: 1452,
             profile: None,
@@ -260,6 +263,7 @@ pub fn run_client(opts: &ClientOptions) -> Result<Report, ClientError> {
         p.apply(&mut cfg.endpoint);
     }
     cfg.endpoint.backend = opts.backend;
+    cfg.endpoint.opener = opts.opener.clone();
     cfg.endpoint.transport.max_udp_payload = opts.max_payload;
     if let Some(t) = opts.idle_timeout {
         cfg.endpoint.transport.idle_timeout = t;

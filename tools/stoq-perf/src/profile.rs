@@ -3,12 +3,14 @@
 //! settings. Shared by stoq-perf and stoq-node.
 
 use std::net::IpAddr;
+use std::sync::Arc;
 
 use clap::Args;
 use hw_detect::{Capabilities, Overrides, Selection};
 use stoq_core::EndpointConfig;
-use stoq_core::io::BackendKind;
+use stoq_core::io::{BackendKind, OpenBackend};
 use stoq_core::profile::Tier;
+use stoq_xdp::{AttachMode, XdpConfig, XdpOpener};
 
 use crate::cli::parse_backend;
 
@@ -20,16 +22,31 @@ pub struct ProfileArgs {
     /// [default: none for stoq-perf, auto for stoq-node]
     #[arg(long)]
     pub tier: Option<String>,
-    /// Packet backend: portable, linux-batch or io_uring. Default: the
-    /// profile's choice (portable with --tier none). An explicit backend the
-    /// host cannot run is an error.
+    /// Packet backend: portable, linux-batch, io_uring or af_xdp. Default:
+    /// the profile's choice (portable with --tier none). An explicit backend
+    /// the host cannot run is an error.
     #[arg(long)]
     pub backend: Option<String>,
     /// Size the profile for this network interface (default: for a client
     /// the one its route to the server leaves by; else the one holding the
-    /// bind address; else the default route's).
+    /// bind address; else the default route's). The interface af_xdp
+    /// attaches to.
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
+    /// Where af_xdp runs its XDP program: auto (native if the driver has
+    /// it), native or generic.
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_xdp_mode)]
+    pub xdp_mode: AttachMode,
+}
+
+/// Parses `--xdp-mode`.
+pub fn parse_xdp_mode(s: &str) -> Result<AttachMode, String> {
+    match s {
+        "auto" => Ok(AttachMode::Auto),
+        "native" => Ok(AttachMode::Native),
+        "generic" => Ok(AttachMode::Generic),
+        _ => Err(format!("unknown XDP mode {s:?}: use auto, native or generic")),
+    }
 }
 
 /// The outcome: the backend and, unless `--tier none`, the probe's selection.
@@ -42,6 +59,8 @@ pub struct Chosen {
     pub selection: Option<Selection>,
     /// What the probe found.
     pub probe: Option<Capabilities>,
+    /// The AF_XDP backend's settings, when it is the backend.
+    pub xdp: Option<XdpConfig>,
 }
 
 impl ProfileArgs {
@@ -52,9 +71,22 @@ impl ProfileArgs {
     pub fn resolve(&self, auto_by_default: bool, bind: IpAddr, peer: Option<IpAddr>) -> Result<Chosen, String> {
         let backend = self.backend.as_deref().map(parse_backend).transpose()?;
         let default = if auto_by_default { "auto" } else { "none" };
+        let af_xdp = backend == Some(BackendKind::AfXdp);
         // `None`: the probe picks the tier.
         let tier = match self.tier.as_deref().unwrap_or(default) {
             "auto" => None,
+            "none" if af_xdp => {
+                let Some(name) = &self.interface else {
+                    return Err(
+                        "--backend af_xdp with --tier none needs --interface NAME (the NIC to attach to)".into()
+                    );
+                };
+                return Ok(Chosen {
+                    backend: BackendKind::AfXdp,
+                    xdp: Some(self.xdp_config(name)),
+                    ..Chosen::default()
+                });
+            }
             "none" if self.interface.is_some() => return Err("--interface needs a profile: drop --tier none".into()),
             "none" => return Ok(Chosen { backend: backend.unwrap_or(BackendKind::Portable), ..Chosen::default() }),
             name => Some(name.parse::<Tier>().map_err(|e| format!("--tier: {e}, auto or none"))?),
@@ -62,17 +94,33 @@ impl ProfileArgs {
         let caps = hw_detect::probe();
         let o = Overrides { interface: self.interface.clone(), tier, backend, bind: Some(bind), peer };
         let selection = hw_detect::select(&caps, &o).map_err(|e| e.to_string())?;
-        Ok(Chosen { backend: selection.profile.backend, selection: Some(selection), probe: Some(caps) })
+        let xdp = match (selection.profile.backend, &selection.interface) {
+            (BackendKind::AfXdp, Some(name)) => Some(self.xdp_config(name)),
+            (BackendKind::AfXdp, None) => return Err("af_xdp: no interface to attach to; pass --interface NAME".into()),
+            _ => None,
+        };
+        Ok(Chosen { backend: selection.profile.backend, selection: Some(selection), probe: Some(caps), xdp })
+    }
+
+    fn xdp_config(&self, interface: &str) -> XdpConfig {
+        XdpConfig { mode: self.xdp_mode, ..XdpConfig::new(interface) }
     }
 }
 
 impl Chosen {
-    /// Applies the backend and, if there is one, the whole profile.
+    /// Applies the backend (with the AF_XDP opener when that is the
+    /// backend) and, if there is one, the whole profile.
     pub fn apply(&self, cfg: &mut EndpointConfig) {
         match &self.selection {
             Some(s) => s.profile.apply(cfg),
             None => cfg.backend = self.backend,
         }
+        cfg.opener = self.opener();
+    }
+
+    /// What opens the backend when stoq-core cannot by itself (AF_XDP).
+    pub fn opener(&self) -> Option<Arc<dyn OpenBackend>> {
+        self.xdp.clone().map(XdpOpener::shared)
     }
 
     /// One paragraph for stderr: the tier, why, and every step down.
@@ -105,7 +153,7 @@ mod tests {
     use super::*;
 
     fn args(tier: Option<&str>, backend: Option<&str>) -> ProfileArgs {
-        ProfileArgs { tier: tier.map(Into::into), backend: backend.map(Into::into), interface: None }
+        ProfileArgs { tier: tier.map(Into::into), backend: backend.map(Into::into), ..ProfileArgs::default() }
     }
 
     const LOOPBACK: IpAddr = IpAddr::V4(std::net::Ipv4Addr::LOCALHOST);
@@ -125,8 +173,28 @@ mod tests {
     fn bad_names_are_usage_errors() {
         assert!(args(Some("turbo"), None).resolve(true, LOOPBACK, None).unwrap_err().contains("auto or none"));
         assert!(args(None, Some("warp")).resolve(true, LOOPBACK, None).unwrap_err().contains("portable"));
-        let a = ProfileArgs { tier: Some("none".into()), backend: None, interface: Some("eth0".into()) };
+        let a = ProfileArgs { tier: Some("none".into()), interface: Some("eth0".into()), ..ProfileArgs::default() };
         assert!(a.resolve(true, LOOPBACK, None).unwrap_err().contains("--interface"));
+        let e = args(Some("none"), Some("af_xdp")).resolve(true, LOOPBACK, None).unwrap_err();
+        assert!(e.contains("needs --interface"), "{e}");
+        assert!(parse_xdp_mode("turbo").unwrap_err().contains("auto, native or generic"));
+    }
+
+    #[test]
+    fn af_xdp_carries_its_interface_to_the_endpoint() {
+        let mut a = args(Some("none"), Some("af_xdp"));
+        a.interface = Some("veth7".into());
+        a.xdp_mode = AttachMode::Generic;
+        let c = a.resolve(false, LOOPBACK, None).unwrap();
+        let mut cfg = EndpointConfig::default();
+        c.apply(&mut cfg);
+        assert_eq!(cfg.backend, BackendKind::AfXdp);
+        let xdp = c.xdp.as_ref().unwrap();
+        assert_eq!((xdp.interface.as_str(), xdp.mode), ("veth7", AttachMode::Generic));
+        assert_eq!(cfg.opener.map(|o| o.kind()), Some(BackendKind::AfXdp));
+        // Other backends need no opener.
+        let c = args(Some("none"), Some("io_uring")).resolve(false, LOOPBACK, None).unwrap();
+        assert!(c.opener().is_none());
     }
 
     #[test]

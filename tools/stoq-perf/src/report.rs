@@ -78,6 +78,12 @@ pub struct Report {
     pub adapter_ups: u64,
     /// Settings they lowered.
     pub adapter_downs: u64,
+    /// AF_XDP only: datagrams the client received through its companion
+    /// kernel socket rather than its AF_XDP sockets.
+    pub rx_kernel_path: u64,
+    /// AF_XDP only: datagrams the client sent through its companion kernel
+    /// socket (next hop not resolved yet, or another interface).
+    pub tx_kernel_path: u64,
     /// QUIC packets declared lost, all connections.
     pub packets_lost: u64,
     /// Mean smoothed RTT of the connections at the end, milliseconds.
@@ -166,6 +172,8 @@ struct Snapshot {
     rx_syscalls: u64,
     gso_fallbacks: u64,
     adapter: (u64, u64),
+    /// AF_XDP datagrams through the companion kernel socket (rx, tx).
+    kernel_path: (u64, u64),
     lost: u64,
     cpu: CpuTime,
 }
@@ -181,6 +189,7 @@ impl Snapshot {
             rx_syscalls: 0,
             gso_fallbacks: 0,
             adapter: (0, 0),
+            kernel_path: (0, 0),
             lost: 0,
             cpu: CpuTime::default(),
         }
@@ -232,6 +241,7 @@ impl Sampler {
             rx_syscalls: ep.rx_syscalls,
             gso_fallbacks: ep.gso_fallbacks,
             adapter: (ep.adapter_ups, ep.adapter_downs),
+            kernel_path: (ep.rx_kernel_path, ep.tx_kernel_path),
             lost: self.lost.iter().sum(),
             cpu: CpuTime::now(),
         }
@@ -293,6 +303,8 @@ impl Sampler {
             gso_fallbacks: last.gso_fallbacks - first.gso_fallbacks,
             adapter_ups: last.adapter.0 - first.adapter.0,
             adapter_downs: last.adapter.1 - first.adapter.1,
+            rx_kernel_path: last.kernel_path.0 - first.kernel_path.0,
+            tx_kernel_path: last.kernel_path.1 - first.kernel_path.1,
             packets_lost: last.lost.saturating_sub(first.lost),
             rtt_ms: self.mean_rtt_ms(),
             cpu_user_s: cpu.user,

@@ -1,5 +1,6 @@
-//! Netlink probes: XDP features (the `netdev` generic-netlink family) and
-//! egress shaping (rtnetlink qdiscs and classes).
+//! Netlink probes: XDP features (the `netdev` generic-netlink family),
+//! egress shaping (rtnetlink qdiscs and classes), and next hops (rtnetlink
+//! routes and neighbours: [`route_get`], [`neighbour_get`]).
 //!
 //! Both answer "what may this interface carry": the driver's XDP modes
 //! decide whether AF_XDP can run, and a root `tbf` or `htb` caps the egress
@@ -11,7 +12,9 @@
 //! the `netlink_answers` fuzz target feed with hand-built and random bytes.
 
 mod conn;
+mod link;
 mod netdev;
+mod route;
 mod tc;
 
 use std::collections::HashMap;
@@ -24,8 +27,13 @@ use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
 
 use crate::{Known, RootQdisc, XdpFeatures};
 use conn::{Conn, Kind};
+pub use link::{LinkFacts, facts_of, link_get};
 use netdev::{CtrlFamily, NETDEV_FAMILY_NAME, NetdevMsg, OP_DEV_GET, OP_GETFAMILY};
 pub use netdev::{NetdevDev, decode_family_answer, decode_netdev_answer, xdp_features_from_bits};
+pub use route::{
+    Neighbour, NeighbourState, RouteHop, RouteKind, Rtnetlink, decode_neighbour_answer, decode_route_answer,
+    neighbour_get, route_get,
+};
 pub use tc::{TC_H_ROOT, TcEntry, decode_tc_answer, htb_class_rate_bps, htb_root_rate_bps, tbf_rate_bps};
 
 /// Why a netlink probe failed.
@@ -76,6 +84,12 @@ pub enum NetlinkError {
     Interrupted {
         /// The request.
         op: &'static str,
+    },
+    /// The kernel has no route to the destination (`ENETUNREACH`).
+    #[error("no route to {dst} in this network namespace (see `ip route get {dst}`); add a route or a default route")]
+    NoRoute {
+        /// The destination, as looked up (IPv4-mapped addresses as IPv4).
+        dst: std::net::IpAddr,
     },
     /// The answer could not be decoded.
     #[error("{op}: malformed answer from the kernel: {detail}")]

@@ -40,6 +40,7 @@ fn capabilities(plan: &SendPlan, gro: bool, (recv_buffer, send_buffer): (usize, 
         rx_slot_size: RX_SLOT,
         recv_buffer,
         send_buffer,
+        zero_copy: false,
     }
 }
 pub use uring::UringIo;
