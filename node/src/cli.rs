@@ -69,6 +69,12 @@ pub fn run(cli: Cli) -> ExitCode {
                 return usage("--streams must be at least 1");
             }
             let chosen = match profile.resolve(true, std::net::Ipv4Addr::LOCALHOST.into(), None) {
+                Ok(c) if c.backend == stoq_core::io::BackendKind::AfXdp => {
+                    return usage(
+                        "the demo runs on loopback, which AF_XDP cannot serve; run stoq-perf across a veth pair \
+                         (tools/bench-xdp.sh) or a NIC instead",
+                    );
+                }
                 Ok(c) => c,
                 Err(e) => return usage(&e),
             };

@@ -293,6 +293,36 @@ fn open_xsk(ifindex: u32, queue: u32, ring: u32, native: bool, zc: ZeroCopy) -> 
     }
 }
 
+/// Receives one datagram on the companion socket: its length, source and
+/// destination. The destination comes from packet info, so a wildcard-bound
+/// endpoint sees the same local address for a peer whichever path its
+/// packets took.
+fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Result<(usize, SocketAddr, SocketAddr)> {
+    use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
+    let mut control = nix::cmsg_space!(libc::in6_pktinfo);
+    let mut iov = [std::io::IoSliceMut::new(buf)];
+    let msg = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)
+        .map_err(io::Error::from)?;
+    let src = msg
+        .address
+        .and_then(|a| {
+            a.as_sockaddr_in()
+                .map(|v4| SocketAddr::from((v4.ip(), v4.port())))
+                .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port()))))
+        })
+        .ok_or_else(|| io::Error::other("companion socket: datagram without a source address"))?;
+    let mut dst = local;
+    for c in msg.cmsgs().into_iter().flatten() {
+        let ip = match c {
+            ControlMessageOwned::Ipv4PacketInfo(i) => IpAddr::V4(u32::from_be(i.ipi_addr.s_addr).into()),
+            ControlMessageOwned::Ipv6PacketInfo(i) => IpAddr::V6(i.ipi6_addr.s6_addr.into()),
+            _ => continue,
+        };
+        dst = shard_addr(local, SocketAddr::new(ip.to_canonical(), local.port()));
+    }
+    Ok((msg.bytes, src, dst))
+}
+
 /// The kernel UDP socket on STOQ's port: it keeps other processes off the
 /// port, receives what the XDP program passes, and sends what cannot take
 /// the AF_XDP path.
@@ -306,6 +336,16 @@ fn bind_companion(addr: SocketAddr, opts: &SocketOptions) -> io::Result<UdpSocke
     let _ = s.set_send_buffer_size(opts.send_buffer);
     s.set_nonblocking(true)?;
     s.bind(&addr.into())?;
+    // Packet info: the address each datagram was sent to (see
+    // `recv_companion`).
+    use nix::sys::socket::{setsockopt, sockopt};
+    if addr.is_ipv4() {
+        setsockopt(&s, sockopt::Ipv4PacketInfo, &true)?;
+    } else {
+        setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)?;
+        // A dual-stack socket reports IPv4 datagrams with IP_PKTINFO.
+        let _ = setsockopt(&s, sockopt::Ipv4PacketInfo, &true);
+    }
     Ok(s.into())
 }
 
@@ -386,9 +426,9 @@ impl PacketIo for XdpIo {
         // What the program passed to the kernel.
         let mut kernel = 0u64;
         while let Some(slot) = batch.next_slot() {
-            match self.companion.recv_from(slot) {
-                Ok((len, src)) => {
-                    batch.commit(RxMeta { len, src, dst: local, segment_size: len.max(1), ecn: 0 });
+            match recv_companion(&self.companion, slot, local) {
+                Ok((len, src, dst)) => {
+                    batch.commit(RxMeta { len, src, dst, segment_size: len.max(1), ecn: 0 });
                     kernel += 1;
                     bytes += len as u64;
                 }

@@ -249,3 +249,22 @@ fn the_program_is_gone_after_the_process_is_killed() {
     let addr: IpAddr = net.addrs[0];
     net.run_scoped(0, || UdpSocket::bind((addr, PORT))).expect("the port is free again");
 }
+
+#[test]
+fn without_privileges_af_xdp_fails_cleanly_and_says_why() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(net) = NetnsPair::create() else { return };
+    let listen = SocketAddr::new(net.addrs[0], PORT).to_string();
+    // An empty bounding set leaves root no capabilities after exec: what an
+    // unprivileged operator gets.
+    let out = net
+        .command(0, "setpriv")
+        .args(["--inh-caps=-all", "--bounding-set=-all", "--", PERF, "server", "--listen", &listen])
+        .args(["--tier", "none", "--backend", "af_xdp", "--interface", &net.links[0]])
+        .output()
+        .expect("setpriv (util-linux)");
+    let said = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "an unprivileged AF_XDP server started: {said}");
+    assert!(said.contains("CAP_BPF") && said.contains("--backend io_uring"), "{said}");
+    assert!(!has_xdp(&net, 0), "nothing attached");
+}
