@@ -5,10 +5,12 @@
 //! Every program runs under `ip netns exec`, as an operator would run it, so
 //! the probe sees the namespace's own interfaces. Needs root (CI is root).
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Output, Stdio};
+mod common;
+
+use std::process::{Command, Output};
 use std::time::Instant;
 
+use common::ServerProcess;
 use serde_json::Value;
 use stoq_testbed::NetnsPair;
 
@@ -31,41 +33,12 @@ fn probe(net: &NetnsPair, i: usize) -> Value {
     json_of(out, "stoq-perf probe")
 }
 
-/// A `stoq-perf server --tier auto` in namespace 0, killed on drop.
-struct Server(Child);
-
-impl Server {
-    fn start(net: &NetnsPair, pki: &std::path::Path) -> Server {
-        let listen = format!("{}:4433", net.addrs[0]);
-        let mut server = Server(
-            net.command(0, PERF)
-                .args(["server", "--tier", "auto", "--listen", &listen, "--dev-pki"])
-                .arg(pki)
-                .stderr(Stdio::piped())
-                .spawn()
-                .unwrap(),
-        );
-        // Wait for it to listen; keep what it said for failure messages.
-        let mut said = String::new();
-        let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
-        for line in lines.by_ref() {
-            let line = line.unwrap();
-            said += &line;
-            said.push('\n');
-            if line.contains("listening on") {
-                std::thread::spawn(move || lines.for_each(drop));
-                return server;
-            }
-        }
-        panic!("stoq-perf server exited before listening: {said}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
+/// A `stoq-perf server --tier auto` in namespace 0.
+fn start_server(net: &NetnsPair, pki: &std::path::Path) -> ServerProcess {
+    let listen = format!("{}:4433", net.addrs[0]);
+    ServerProcess::spawn(
+        net.command(0, PERF).args(["server", "--tier", "auto", "--listen", &listen, "--dev-pki"]).arg(pki),
+    )
 }
 
 #[test]
@@ -95,7 +68,7 @@ fn shaped_links_probe_as_their_tier_and_carry_90_percent_of_the_rate() {
             assert_eq!((qdisc["kind"].as_str(), qdisc["rate_bps"].as_u64()), (Some("tbf"), Some(bps)));
         }
         let Some(bytes) = bytes else { continue };
-        let server = Server::start(&net, pki.path());
+        let server = start_server(&net, pki.path());
         let started = Instant::now();
         let out = net
             .command(1, PERF)

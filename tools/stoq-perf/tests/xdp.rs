@@ -10,16 +10,16 @@
 //!   port keep working.
 //! - A `stoq-perf server` killed with SIGKILL leaves no program behind.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::net::{IpAddr, SocketAddr, UdpSocket};
-use std::process::{Child, Stdio};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
+use common::{ServerProcess, TestServer};
 use stoq_core::io::BackendKind;
 use stoq_core::{DevPki, Endpoint, EndpointStats, ServerConfig};
-use stoq_perf::client::{Amount, ClientOptions, Mode, run_client};
+use stoq_perf::client::{Mode, run_client};
+use stoq_perf::report::Report;
 use stoq_testbed::NetnsPair;
 use stoq_xdp::{AttachMode, XdpConfig, XdpOpener};
 
@@ -32,43 +32,20 @@ const PORT: u16 = 4433;
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// A perf server with the AF_XDP backend on end 0's veth, in namespace 0.
-struct XdpServer {
-    endpoint: Endpoint,
-    stop: Arc<AtomicBool>,
-    thread: Option<std::thread::JoinHandle<()>>,
-}
-
-impl XdpServer {
-    fn start(net: &NetnsPair, pki: &DevPki, mode: AttachMode) -> XdpServer {
-        let mut cfg = ServerConfig::new(pki.server_tls());
-        cfg.endpoint.backend = BackendKind::AfXdp;
-        cfg.endpoint.opener = Some(XdpOpener::shared(XdpConfig { mode, ..XdpConfig::new(&net.links[0]) }));
-        let listen = SocketAddr::new(net.addrs[0], PORT);
-        let endpoint = net.run_scoped(0, || Endpoint::server(listen, cfg)).expect("AF_XDP server endpoint");
-        let stop = Arc::new(AtomicBool::new(false));
-        let (ep, st) = (endpoint.clone(), stop.clone());
-        let thread = std::thread::spawn(move || stoq_perf::server::run_server(&ep, &st));
-        XdpServer { endpoint, stop, thread: Some(thread) }
-    }
-}
-
-impl Drop for XdpServer {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-        self.endpoint.shutdown();
-    }
+fn xdp_server(net: &NetnsPair, mode: AttachMode) -> TestServer {
+    let pki = DevPki::generate(&["localhost"]).unwrap();
+    let mut cfg = ServerConfig::new(pki.server_tls());
+    cfg.endpoint.backend = BackendKind::AfXdp;
+    cfg.endpoint.opener = Some(XdpOpener::shared(XdpConfig { mode, ..XdpConfig::new(&net.links[0]) }));
+    let listen = SocketAddr::new(net.addrs[0], PORT);
+    let endpoint = net.run_scoped(0, || Endpoint::server(listen, cfg)).expect("AF_XDP server endpoint");
+    TestServer::on(endpoint, pki)
 }
 
 /// Runs a verified transfer from namespace 1 and returns the client's
 /// report fields that matter here.
-fn transfer(net: &NetnsPair, pki: &DevPki, mode: Mode, client_xdp: Option<AttachMode>) -> stoq_perf::report::Report {
-    let mut o = ClientOptions::new(SocketAddr::new(net.addrs[0], PORT).to_string(), pki.client_tls());
-    o.mode = mode;
-    o.amount = Amount::Bytes(BYTES);
-    o.streams = 2;
+fn transfer(net: &NetnsPair, server: &TestServer, mode: Mode, client_xdp: Option<AttachMode>) -> Report {
+    let mut o = server.options(mode, BYTES, 2);
     if let Some(m) = client_xdp {
         o.backend = BackendKind::AfXdp;
         o.opener = Some(XdpOpener::shared(XdpConfig { mode: m, ..XdpConfig::new(&net.links[1]) }));
@@ -127,9 +104,8 @@ fn has_xdp(net: &NetnsPair, i: usize) -> bool {
 fn af_xdp_carries_256_mib_each_way_in_native_and_generic_mode() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(net) = NetnsPair::create() else { return };
-    let pki = DevPki::generate(&["localhost"]).unwrap();
     for mode in [AttachMode::Native, AttachMode::Generic] {
-        let server = XdpServer::start(&net, &pki, mode);
+        let server = xdp_server(&net, mode);
         assert!(has_xdp(&net, 0), "{mode:?}: the program is attached");
         assert!(!server.endpoint.capabilities().zero_copy, "veth has no zero-copy AF_XDP");
         for client in [None, Some(mode)] {
@@ -138,7 +114,7 @@ fn af_xdp_carries_256_mib_each_way_in_native_and_generic_mode() {
                     format!("{mode:?} XDP, client {}, {dir:?}", if client.is_some() { "AF_XDP" } else { "kernel" });
                 let before = server.endpoint.stats();
                 let started = Instant::now();
-                let r = transfer(&net, &pki, dir, client);
+                let r = transfer(&net, &server, dir, client);
                 eprintln!(
                     "{what}: {:.3} Gbit/s verified, {} packets lost, {:.1} s",
                     r.goodput_gbps,
@@ -169,8 +145,7 @@ fn af_xdp_carries_256_mib_each_way_in_native_and_generic_mode() {
 fn ping_and_other_udp_keep_working_while_the_program_is_attached() {
     let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
     let Some(net) = NetnsPair::create() else { return };
-    let pki = DevPki::generate(&["localhost"]).unwrap();
-    let server = XdpServer::start(&net, &pki, AttachMode::Native);
+    let server = xdp_server(&net, AttachMode::Native);
     assert!(has_xdp(&net, 0));
     // ICMP (and the ARP that precedes it) is passed to the kernel.
     let addr0 = net.addrs[0].to_string();
@@ -189,22 +164,11 @@ fn ping_and_other_udp_keep_working_while_the_program_is_attached() {
     assert_eq!(&buf[..n], b"reply");
     // And STOQ still works beside them.
     let before = server.endpoint.stats();
-    let mut o = ClientOptions::new(SocketAddr::new(net.addrs[0], PORT).to_string(), pki.client_tls());
-    o.amount = Amount::Bytes(1 << 20);
+    let o = server.options(Mode::Download, 1 << 20, 1);
     let r = net.run_scoped(1, || run_client(&o)).expect("a STOQ transfer beside them");
     assert_eq!(r.bytes_download, 1 << 20);
     let after = server.endpoint.stats();
     assert!(after.rx_datagrams - before.rx_datagrams > after.rx_kernel_path - before.rx_kernel_path);
-}
-
-/// A `stoq-perf server --backend af_xdp` in namespace 0.
-struct ServerProcess(Child);
-
-impl Drop for ServerProcess {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }
 
 #[test]
@@ -213,28 +177,12 @@ fn the_program_is_gone_after_the_process_is_killed() {
     let Some(net) = NetnsPair::create() else { return };
     let pki = tempfile::tempdir().unwrap();
     let listen = SocketAddr::new(net.addrs[0], PORT).to_string();
-    let mut server = ServerProcess(
+    let mut server = ServerProcess::spawn(
         net.command(0, PERF)
             .args(["server", "--listen", &listen, "--tier", "none", "--backend", "af_xdp"])
             .args(["--interface", &net.links[0], "--dev-pki"])
-            .arg(pki.path())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap(),
+            .arg(pki.path()),
     );
-    let mut said = String::new();
-    let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
-    for line in lines.by_ref() {
-        let line = line.unwrap();
-        said += &line;
-        said.push('\n');
-        if line.contains("listening on") {
-            // Keep reading: a closed pipe would kill the server early.
-            std::thread::spawn(move || lines.for_each(drop));
-            break;
-        }
-    }
-    assert!(said.contains("listening on"), "stoq-perf server did not start: {said}");
     assert!(has_xdp(&net, 0), "attached while the server runs");
     server.0.kill().unwrap(); // SIGKILL: no destructor runs
     server.0.wait().unwrap();

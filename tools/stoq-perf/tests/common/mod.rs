@@ -1,7 +1,10 @@
-//! Helpers shared by the integration tests: an in-process perf server.
+//! Helpers shared by the integration tests: an in-process perf server, and
+//! a `stoq-perf server` process.
 
 #![allow(dead_code)]
 
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
@@ -23,6 +26,11 @@ impl TestServer {
         let pki = DevPki::generate(&["localhost"]).expect("dev PKI");
         let endpoint = Endpoint::server("127.0.0.1:0".parse().unwrap(), ServerConfig::new(pki.server_tls()))
             .expect("server endpoint");
+        Self::on(endpoint, pki)
+    }
+
+    /// Serves the perf service on `endpoint`, whose certificate `pki` issued.
+    pub fn on(endpoint: Endpoint, pki: DevPki) -> Self {
         let stop = Arc::new(AtomicBool::new(false));
         let (ep, st) = (endpoint.clone(), stop.clone());
         let thread = std::thread::spawn(move || stoq_perf::server::run_server(&ep, &st));
@@ -59,5 +67,36 @@ impl Rng {
 
     pub fn below(&mut self, n: u64) -> u64 {
         self.next() % n
+    }
+}
+
+/// A `stoq-perf server` process, killed (SIGKILL) on drop.
+pub struct ServerProcess(pub Child);
+
+impl ServerProcess {
+    /// Spawns `cmd` (a `stoq-perf server` command line) and waits until it
+    /// says it is listening; panics with what it said if it exits first.
+    pub fn spawn(cmd: &mut Command) -> Self {
+        let mut server = ServerProcess(cmd.stderr(Stdio::piped()).spawn().expect("spawn stoq-perf server"));
+        let mut said = String::new();
+        let mut lines = BufReader::new(server.0.stderr.take().unwrap()).lines();
+        for line in lines.by_ref() {
+            let line = line.unwrap();
+            said += &line;
+            said.push('\n');
+            if line.contains("listening on") {
+                // Keep reading: a closed pipe would kill the server early.
+                std::thread::spawn(move || lines.for_each(drop));
+                return server;
+            }
+        }
+        panic!("stoq-perf server exited before listening: {said}");
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
 }
