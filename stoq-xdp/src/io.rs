@@ -31,7 +31,7 @@ use crate::bpf;
 use crate::frame::{self, L2, MacAddr};
 use crate::neigh::{NextHop, NextHops};
 use crate::sys;
-use crate::xsk::{BindMode, FRAME_SIZE, Xsk};
+use crate::xsk::{BindMode, Xsk};
 use crate::{AttachMode, XdpConfig, XdpError, ZeroCopy};
 
 /// Segments one transmit may carry: the shard coalesces packets to one
@@ -90,9 +90,11 @@ impl XdpIo {
             _ => return Err(XdpError::NotEthernet { name: cfg.interface.clone() }),
         };
         let mtu = link.mtu.unwrap_or(1500);
-        let max_frame = mtu as usize + 18; // Ethernet header and one VLAN tag
-        if max_frame > FRAME_SIZE as usize {
-            return Err(XdpError::MtuTooLarge { name: cfg.interface.clone(), mtu, max: FRAME_SIZE - 18 });
+        // Ethernet header and one VLAN tag; a frame must fit one UMEM frame
+        // after the receive headroom.
+        let max_frame = mtu.saturating_add(18);
+        if max_frame > bpf::MAX_REDIRECT_LEN {
+            return Err(XdpError::MtuTooLarge { name: cfg.interface.clone(), mtu, max: bpf::MAX_REDIRECT_LEN - 18 });
         }
         // The queues in use (ETHTOOL_GCHANNELS), not the allocated ones
         // IFLA_NUM_RX_QUEUES reports (veth allocates one per CPU, uses one).
@@ -120,7 +122,7 @@ impl XdpIo {
         let local = companion.local_addr().map_err(|source| XdpError::Bind { addr, source })?;
 
         let map_size = queues.iter().max().map_or(1, |q| q + 1);
-        let mut program = bpf::StoqXdp::load(&[local.port()], max_frame as u32, map_size).map_err(XdpError::Program)?;
+        let mut program = bpf::StoqXdp::load(&[local.port()], max_frame, map_size).map_err(XdpError::Program)?;
         // Attached before any socket is in its map: until then STOQ's
         // packets go on to the companion socket, so none is lost.
         let native = attach(&mut program, ifindex, &cfg.interface, cfg.mode)?;

@@ -57,7 +57,7 @@
 //! ## What it needs
 //!
 //! Linux 5.9+ (BPF links), CAP_NET_ADMIN and CAP_BPF (or root), an Ethernet
-//! interface, an MTU that fits one 4 KiB UMEM frame (up to 4078 bytes) and
+//! interface, an MTU that fits one 4 KiB UMEM frame after the kernel's receive headroom (up to 3822 bytes) and
 //! a queue nobody else's AF_XDP socket holds. Every failure says which of
 //! these is missing and what to do instead ([`XdpError`]). Drivers with
 //! native XDP run the program in the driver; others in generic (skb) mode,

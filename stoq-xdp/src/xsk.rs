@@ -23,8 +23,8 @@ use xdpilone::{DeviceQueue, IfInfo, RingRx, RingTx, Socket, SocketConfig, Umem, 
 use crate::sys::{self, Mapping};
 
 /// Bytes per UMEM frame: one page, the largest aligned-mode chunk, so one
-/// frame holds a 1500-byte-MTU packet with room to spare (up to MTU 4078
-/// with a VLAN tag).
+/// frame holds a 1500-byte-MTU packet with room to spare (up to MTU 3822
+/// with a VLAN tag, after the 256 bytes of receive headroom).
 pub const FRAME_SIZE: u32 = 4096;
 
 /// How an XSK binds.

@@ -47,7 +47,7 @@ fn each_reason_it_cannot_run_is_a_clear_error() {
     // An MTU one UMEM frame cannot hold.
     net.output(0, "ip", &["link", "set", &net.links[0], "mtu", "9000"]).unwrap();
     let e = err(veth(), 4433);
-    assert!(e.contains("has MTU 9000") && e.contains("up to 4078"), "{e}");
+    assert!(e.contains("has MTU 9000") && e.contains("up to 3822"), "{e}");
     net.output(0, "ip", &["link", "set", &net.links[0], "mtu", "1500"]).unwrap();
     // A failed open leaves no program behind.
     assert!(!attached(&net));

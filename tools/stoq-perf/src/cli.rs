@@ -301,8 +301,9 @@ fn server(a: &ServerArgs) -> ExitCode {
         Ok(e) => e,
         Err(e) => return fail(&e),
     };
+    let zero_copy = if endpoint.capabilities().zero_copy { ", zero-copy" } else { "" };
     eprintln!(
-        "stoq-perf server listening on {} ({} backend, max payload {payload})",
+        "stoq-perf server listening on {} ({} backend{zero_copy}, max payload {payload})",
         endpoint.local_addr(),
         chosen.backend,
     );
