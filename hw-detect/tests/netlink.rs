@@ -10,9 +10,15 @@
 
 #![cfg(target_os = "linux")]
 
-use hw_detect::linux::netlink::{self, NetlinkError};
+use std::os::fd::AsFd;
+
+use hw_detect::linux::netlink::{self, NetlinkError, Rtnetlink, XdpProgs};
 use hw_detect::{Known, RootQdisc, XdpFeatures};
 use stoq_testbed::NetnsPair;
+
+// `XDP_FLAGS_*` (include/uapi/linux/if_link.h).
+const XDP_FLAGS_SKB_MODE: u32 = 1 << 1;
+const XDP_FLAGS_DRV_MODE: u32 = 1 << 2;
 
 /// `tc args...` inside namespace `i`; panics with tc's message on failure.
 fn tc(net: &NetnsPair, i: usize, args: &[&str]) -> String {
@@ -208,6 +214,32 @@ fn host_namespace_answers_decode() {
     }
 }
 
+/// An interface's XDP programs (`RTM_GETLINK`) and setting them
+/// (`RTM_SETLINK` with `IFLA_XDP`), inside the pair. Attaching real
+/// programs is stoq-xdp's test (hw-detect loads none); here: none on a fresh
+/// veth, taking off none succeeds, and refusals carry the errno.
+#[test]
+fn xdp_programs_of_a_veth() {
+    let Some(net) = NetnsPair::create() else { return };
+    let veth = ifindex(&net, 0, &net.links[0]);
+    net.run_scoped(0, || {
+        let mut nl = Rtnetlink::open().expect("rtnetlink socket");
+        assert_eq!(nl.link_xdp_progs(veth).expect("link_xdp_progs"), XdpProgs::default());
+        for mode in [XDP_FLAGS_SKB_MODE, XDP_FLAGS_DRV_MODE] {
+            nl.link_set_xdp(veth, None, mode, None).unwrap_or_else(|e| panic!("taking off no program: {e}"));
+        }
+        let e = nl.link_xdp_progs(999_999).unwrap_err();
+        assert!(matches!(e, NetlinkError::Kernel { errno: libc::ENODEV, .. }), "{e:?}");
+        let e = nl.link_set_xdp(999_999, None, XDP_FLAGS_SKB_MODE, None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::ENODEV), "{e:?}");
+        // A descriptor that is not a BPF program.
+        let not_bpf = std::fs::File::open("/dev/null").unwrap();
+        let e = nl.link_set_xdp(veth, Some(not_bpf.as_fd()), XDP_FLAGS_SKB_MODE, None).unwrap_err();
+        assert_eq!(e.errno(), Some(libc::EINVAL), "{e:?}");
+        assert_eq!(nl.link_xdp_progs(veth).expect("link_xdp_progs"), XdpProgs::default());
+    });
+}
+
 /// Routes and neighbours (`route_get`, `neighbour_get`) inside the pair,
 /// cross-checked with what `ip` and sysfs say in the same namespaces.
 mod next_hops {
@@ -349,6 +381,9 @@ mod next_hops {
             }
             let e = nl.neighbour_get(999_999, peer).unwrap_err();
             assert!(matches!(e, NetlinkError::Kernel { errno: libc::ENODEV, .. }), "{e:?}");
+            // The kernel's reason (extended ACK; `neigh_get` in net/core/neighbour.c).
+            assert_eq!(e.kernel_message(), Some("Unknown device ifindex"), "{e:?}");
+            assert!(e.to_string().ends_with("No such device (os error 19): Unknown device ifindex"), "{e}");
 
             // A datagram makes the kernel resolve the next hop (ARP, NDP).
             for (src, dst) in [(own, peer), (own6, peer6), (own, absent)] {

@@ -5,7 +5,7 @@
 //! redirects the IPv4 and IPv6 UDP datagrams addressed to STOQ's port into
 //! AF_XDP sockets, one per NIC queue; everything else (ARP, NDP, SSH, other
 //! UDP, IPv4 fragments) goes on to the kernel untouched. [`XdpIo`] then
-//! implements stoq-core's [`PacketIo`](stoq_core::io::PacketIo) over those
+//! implements stoq-core's [`PacketIo`] over those
 //! sockets: it parses and writes Ethernet/IP/UDP itself ([`frame`]), finds
 //! next hops in the kernel's routing and neighbour tables ([`neigh`]), and
 //! keeps a companion kernel UDP socket on the same port, which holds the
@@ -19,7 +19,7 @@
 //! ```
 //!
 //! Open it through an endpoint: set the backend to
-//! [`BackendKind::AfXdp`](stoq_core::io::BackendKind::AfXdp) and put an
+//! [`BackendKind::AfXdp`] and put an
 //! [`XdpOpener`] in [`EndpointConfig::opener`](stoq_core::EndpointConfig::opener):
 //!
 //! ```no_run
@@ -62,8 +62,9 @@
 //! these is missing and what to do instead ([`XdpError`]). Drivers with
 //! native XDP run the program in the driver; others in generic (skb) mode,
 //! which works everywhere but saves little. Zero-copy binding is tried in
-//! native mode and falls back to copy mode; [`IoCapabilities::zero_copy`]
-//! (stoq_core::io::IoCapabilities::zero_copy) reports which one runs.
+//! native mode and falls back to copy mode;
+//! [`IoCapabilities::zero_copy`](stoq_core::io::IoCapabilities::zero_copy)
+//! reports which one runs.
 
 #![deny(unsafe_code)]
 #![warn(missing_docs)]

@@ -15,14 +15,13 @@
 //! [`Mechanism::Auto`] tries the link and falls back to netlink when the
 //! kernel answers `EINVAL`, as kernels without XDP links do.
 
-use std::fmt;
-use std::os::fd::{AsFd, AsRawFd, OwnedFd};
+use std::os::fd::{AsFd, OwnedFd};
+use std::{fmt, io};
 
-use netlink_packet_route::link::LinkXdp;
+use hw_detect::linux::netlink::{NetlinkError, Rtnetlink};
 
 use super::error::AttachError;
 use super::program::{BPF_XDP, Program};
-use super::rtnl::{Rtnl, RtnlError};
 use super::sys;
 
 // `XDP_FLAGS_*` (include/uapi/linux/if_link.h).
@@ -88,7 +87,7 @@ enum Hold {
     Link(OwnedFd),
     /// The program (for `IFLA_XDP_EXPECTED_FD`) and a netlink socket in the
     /// interface's namespace, for detaching from any thread.
-    Netlink { prog: OwnedFd, rtnl: Rtnl },
+    Netlink { prog: OwnedFd, rtnl: Rtnetlink },
 }
 
 /// A program attached to an interface; dropping it detaches the program.
@@ -146,8 +145,7 @@ impl Drop for Attachment {
         };
         let (ifindex, ifname, id) = (self.ifindex, &self.ifname, self.prog_id);
         let flags = self.mode.flag() | XDP_FLAGS_REPLACE;
-        let replace = vec![LinkXdp::Fd(-1), LinkXdp::ExpectedFd(prog.as_raw_fd() as u32), LinkXdp::Flags(flags)];
-        let result = match rtnl.set_xdp(ifindex, replace) {
+        let result = match rtnl.link_set_xdp(ifindex, None, flags, Some(prog.as_fd())) {
             // Before Linux 5.7 there is no XDP_FLAGS_REPLACE: compare ids first.
             Err(e) if e.errno() == Some(libc::EINVAL) => detach_if_ours(rtnl, ifindex, self.mode, id),
             other => other,
@@ -162,8 +160,8 @@ impl Drop for Attachment {
             Err(e) => log::warn!(
                 "could not detach XDP program {id} from {ifname} ({}{}); see `ip link show {ifname}`, and detach it \
                  with `ip link set dev {ifname} {} off` if it is still there",
-                e.source,
-                e.kernel_says.as_deref().map(|s| format!(": {s}")).unwrap_or_default(),
+                os_error(&e),
+                e.kernel_message().map(|s| format!(": {s}")).unwrap_or_default(),
                 if self.mode == XdpMode::Native { "xdp" } else { "xdpgeneric" },
             ),
         }
@@ -173,14 +171,19 @@ impl Drop for Attachment {
 /// Detaches the program of `mode` from `ifindex` if its id is `prog_id`
 /// (for kernels without `XDP_FLAGS_REPLACE`; a race with another process
 /// attaching in between is possible there, and only there).
-pub(super) fn detach_if_ours(rtnl: &mut Rtnl, ifindex: u32, mode: XdpMode, prog_id: u32) -> Result<(), RtnlError> {
-    let progs = rtnl.xdp_progs(ifindex)?;
+pub(super) fn detach_if_ours(
+    rtnl: &mut Rtnetlink,
+    ifindex: u32,
+    mode: XdpMode,
+    prog_id: u32,
+) -> Result<(), NetlinkError> {
+    let progs = rtnl.link_xdp_progs(ifindex)?;
     let current = if mode == XdpMode::Native { progs.drv } else { progs.skb };
     if current != Some(prog_id) {
         log::warn!("XDP program {prog_id} was replaced on ifindex {ifindex} (now {current:?}); leaving it");
         return Ok(());
     }
-    rtnl.set_xdp(ifindex, vec![LinkXdp::Fd(-1), LinkXdp::Flags(mode.flag())])
+    rtnl.link_set_xdp(ifindex, None, mode.flag(), None)
 }
 
 /// Attaches `prog` to interface `ifindex` (named `ifname`, for messages) in
@@ -208,7 +211,7 @@ pub fn attach(
             // (netlink tells which).
             (Mechanism::Link, AttachError::Kernel { source, .. }) if source.raw_os_error() == Some(libc::EINVAL) => {
                 let mut rtnl = open(ifname)?;
-                return Err(match rtnl.xdp_progs(ifindex) {
+                return Err(match rtnl.link_xdp_progs(ifindex) {
                     Err(e) if e.errno() == Some(libc::ENODEV) => AttachError::NoSuchInterface { ifindex },
                     _ => AttachError::LinkRefused { ifname: ifname.to_string(), source },
                 });
@@ -228,19 +231,27 @@ pub fn attach(
         source,
         kernel_says: String::new(),
     })?;
-    let xdp = vec![LinkXdp::Fd(prog_fd.as_raw_fd()), LinkXdp::Flags(mode.flag() | XDP_FLAGS_UPDATE_IF_NOEXIST)];
-    rtnl.set_xdp(ifindex, xdp)
-        .map_err(|e| classify(ifindex, ifname, mode, Mechanism::Netlink, e.source, e.kernel_says))?;
+    rtnl.link_set_xdp(ifindex, Some(prog_fd.as_fd()), mode.flag() | XDP_FLAGS_UPDATE_IF_NOEXIST, None)
+        .map_err(|e| classify(ifindex, ifname, mode, Mechanism::Netlink, os_error(&e), e.kernel_message()))?;
     Ok(attachment(Hold::Netlink { prog: prog_fd, rtnl }))
 }
 
-fn open(ifname: &str) -> Result<Rtnl, AttachError> {
-    Rtnl::open().map_err(|e| AttachError::Kernel {
+/// A route netlink socket in the calling thread's network namespace.
+fn open(ifname: &str) -> Result<Rtnetlink, AttachError> {
+    Rtnetlink::open().map_err(|e| AttachError::Kernel {
         ifname: ifname.to_string(),
         mechanism: Mechanism::Netlink,
-        source: e.source,
+        source: os_error(&e),
         kernel_says: String::new(),
     })
+}
+
+/// The OS error of a failed netlink request, as [`AttachError`] carries it.
+fn os_error(e: &NetlinkError) -> io::Error {
+    match e.errno() {
+        Some(errno) => io::Error::from_raw_os_error(errno),
+        None => io::Error::new(io::ErrorKind::InvalidData, e.to_string()),
+    }
 }
 
 /// The [`AttachError`] for errno `source` of `mechanism`.
@@ -249,8 +260,8 @@ fn classify(
     ifname: &str,
     mode: XdpMode,
     mechanism: Mechanism,
-    source: std::io::Error,
-    kernel_says: Option<String>,
+    source: io::Error,
+    kernel_says: Option<&str>,
 ) -> AttachError {
     let ifname = ifname.to_string();
     let kernel_says = kernel_says.map(|s| format!(" (the kernel says: {s})")).unwrap_or_default();

@@ -44,7 +44,6 @@ mod error;
 pub mod insn;
 mod map;
 mod program;
-mod rtnl;
 mod sys;
 
 #[cfg(test)]

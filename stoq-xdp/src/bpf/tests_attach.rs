@@ -6,10 +6,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::Stdio;
 use std::time::{Duration, Instant};
 
+use hw_detect::linux::netlink::Rtnetlink;
 use stoq_testbed::NetnsPair;
 
 use super::insn::{Insn, Reg};
-use super::rtnl::Rtnl;
 use super::tests::{STOQ, v4};
 use super::*;
 
@@ -142,12 +142,12 @@ fn netlink_detach_leaves_a_replacement_alone() {
     // The path for kernels without XDP_FLAGS_REPLACE compares ids.
     let _att = net.run_scoped(0, || attach(&ours, idx, &link, mode, Mechanism::Netlink)).unwrap();
     net.run_scoped(0, || {
-        let mut rtnl = Rtnl::open().unwrap();
-        assert_eq!(rtnl.xdp_progs(idx).unwrap().skb, Some(ours.id()));
+        let mut rtnl = Rtnetlink::open().unwrap();
+        assert_eq!(rtnl.link_xdp_progs(idx).unwrap().skb, Some(ours.id()));
         attach::detach_if_ours(&mut rtnl, idx, mode, theirs.id()).unwrap();
-        assert_eq!(rtnl.xdp_progs(idx).unwrap().skb, Some(ours.id()), "detached a program by another id");
+        assert_eq!(rtnl.link_xdp_progs(idx).unwrap().skb, Some(ours.id()), "detached a program by another id");
         attach::detach_if_ours(&mut rtnl, idx, mode, ours.id()).unwrap();
-        assert_eq!(rtnl.xdp_progs(idx).unwrap().skb, None);
+        assert_eq!(rtnl.link_xdp_progs(idx).unwrap().skb, None);
     });
 }
 

@@ -1,15 +1,17 @@
 //! One request and its answer over a netlink socket: the socket itself
-//! (netlink-sys), and [`parse_datagram`], the pure step that splits one
-//! received datagram into messages and turns kernel errors into
-//! [`NetlinkError`]s.
+//! (netlink-sys), [`Rtnetlink`], a route socket kept open, and
+//! [`parse_datagram`], the pure step that splits one received datagram into
+//! messages and turns kernel errors, with the reason the kernel gave
+//! (extended ACK), into [`NetlinkError`]s.
 
 use std::fmt::Debug;
 use std::time::Duration;
 
 use netlink_packet_core::{
-    NLM_F_ACK, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer, NetlinkDeserializable, NetlinkHeader,
-    NetlinkMessage, NetlinkPayload, NetlinkSerializable,
+    NLM_F_ACK, NLM_F_ACK_TLVS, NLM_F_CAPPED, NLM_F_DUMP, NLM_F_DUMP_INTR, NLM_F_REQUEST, NetlinkBuffer,
+    NetlinkDeserializable, NetlinkHeader, NetlinkMessage, NetlinkPayload, NetlinkSerializable,
 };
+use netlink_sys::constants::NETLINK_ROUTE;
 use netlink_sys::{Socket, SocketAddr};
 use nix::sys::socket::{setsockopt, sockopt::ReceiveTimeout};
 use nix::sys::time::TimeVal;
@@ -24,6 +26,12 @@ const RECV_BUF: usize = 64 * 1024;
 /// How long to wait for each datagram of an answer. The kernel answers at
 /// once; this only keeps a wedged socket from hanging the probe.
 const RECV_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// `NLMSGERR_ATTR_MSG` (include/uapi/linux/netlink.h): the error string.
+const NLMSGERR_ATTR_MSG: u16 = 1;
+
+/// `sizeof(struct nlmsghdr)`.
+const NLMSG_HDRLEN: usize = 16;
 
 /// Whether the request asks for one object or a dump of all of them.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -68,13 +76,24 @@ where
         if msg.header.flags & NLM_F_DUMP_INTR != 0 {
             return Err(NetlinkError::Interrupted { op });
         }
+        let tlvs = msg.header.flags & NLM_F_ACK_TLVS != 0;
         match msg.payload {
             NetlinkPayload::InnerMessage(inner) => out.messages.push(inner),
             NetlinkPayload::Done(done) if done.code == 0 => out.done = true,
-            NetlinkPayload::Done(done) => return Err(NetlinkError::kernel(op, done.code)),
+            NetlinkPayload::Done(done) => {
+                let says = tlvs.then(|| ext_ack_message(&done.extended_ack)).flatten();
+                return Err(NetlinkError::kernel(op, done.code, says));
+            }
             NetlinkPayload::Error(e) => match e.code {
                 None => out.done = true,
-                Some(code) => return Err(NetlinkError::kernel(op, code.get())),
+                Some(code) => {
+                    // After the code: our request's header, the rest of our
+                    // request unless the kernel capped it, then the TLVs.
+                    let echoed =
+                        if msg.header.flags & NLM_F_CAPPED != 0 { NLMSG_HDRLEN } else { echoed_len(&e.header) };
+                    let says = tlvs.then(|| ext_ack_message(e.header.get(echoed..)?)).flatten();
+                    return Err(NetlinkError::kernel(op, code.get(), says));
+                }
             },
             NetlinkPayload::Overrun(_) => return Err(NetlinkError::decode(op, "the kernel reported NLMSG_OVERRUN")),
             NetlinkPayload::Noop => {}
@@ -87,8 +106,34 @@ where
     Ok(out)
 }
 
+/// The length of the request an `NLMSG_ERROR` echoes in full: its
+/// `nlmsg_len`, padded to 4 bytes.
+fn echoed_len(echoed: &[u8]) -> usize {
+    echoed.get(..4).map_or(usize::MAX, |len| {
+        (u32::from_ne_bytes([len[0], len[1], len[2], len[3]]) as usize).saturating_add(3) & !3
+    })
+}
+
+/// The kernel's error string (`NLMSGERR_ATTR_MSG`) among extended-ACK
+/// attributes; `None` when there is none, or the attributes are malformed.
+fn ext_ack_message(mut attrs: &[u8]) -> Option<String> {
+    while attrs.len() >= 4 {
+        let len = u16::from_ne_bytes([attrs[0], attrs[1]]) as usize;
+        let kind = u16::from_ne_bytes([attrs[2], attrs[3]]);
+        let value = attrs.get(4..len)?;
+        if kind == NLMSGERR_ATTR_MSG {
+            let end = value.iter().position(|&b| b == 0).unwrap_or(value.len());
+            let text = String::from_utf8_lossy(&value[..end]).trim().to_string();
+            return (!text.is_empty()).then_some(text);
+        }
+        attrs = attrs.get(len.saturating_add(3) & !3..).unwrap_or_default();
+    }
+    None
+}
+
 /// A netlink socket connected to the kernel, in the network namespace of the
 /// calling thread.
+#[derive(Debug)]
 pub(super) struct Conn {
     sock: Socket,
     seq: u32,
@@ -109,6 +154,10 @@ impl Conn {
             &TimeVal::from(libc::timeval { tv_sec: RECV_TIMEOUT.as_secs() as _, tv_usec: 0 }),
         )
         .map_err(|e| fail(e.into()))?;
+        // Both optional (Linux 4.12 and 4.3): the kernel's reason for a
+        // refusal, and errors that echo only our request's header.
+        let _ = sock.set_ext_ack(true);
+        let _ = sock.set_cap_ack(true);
         Ok(Conn { sock, seq: 0, protocol: name })
     }
 
@@ -150,11 +199,27 @@ impl Conn {
     }
 }
 
+/// A `NETLINK_ROUTE` socket kept open for repeated requests (routes and
+/// neighbours, an interface's XDP programs). It is bound to the network
+/// namespace of the thread that opened it: requests through it reach that
+/// namespace's interfaces from whichever thread sends them.
+#[derive(Debug)]
+pub struct Rtnetlink {
+    pub(super) conn: Conn,
+}
+
+impl Rtnetlink {
+    /// Opens a `NETLINK_ROUTE` socket in the calling thread's network namespace.
+    pub fn open() -> Result<Self, NetlinkError> {
+        Ok(Rtnetlink { conn: Conn::open(NETLINK_ROUTE, "NETLINK_ROUTE")? })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::linux::netlink::netdev::{NetdevMsg, decode_family_answer};
-    use crate::linux::netlink::testutil::{genl_msg, nl_msg};
+    use crate::linux::netlink::testutil::{attr, genl_msg, nl_msg};
     use netlink_packet_generic::GenlMessage;
 
     type Msg = GenlMessage<NetdevMsg>;
@@ -196,6 +261,73 @@ mod tests {
         assert!(matches!(e, NetlinkError::Kernel { errno: i32::MAX, .. }), "{e:?}");
     }
 
+    /// NLMSG_ERROR refusing request `seq` as the kernel sends it with
+    /// `NETLINK_EXT_ACK`: the code, our request (header and `body`; the
+    /// header alone if `capped`, its length still the whole request's),
+    /// then the attributes `tlvs`.
+    fn refusal(seq: u32, code: i32, body: &[u8], capped: bool, tlvs: &[u8]) -> Vec<u8> {
+        let request = nl_msg(0x13, NLM_F_REQUEST | NLM_F_ACK, seq, body); // RTM_SETLINK
+        let mut p = code.to_ne_bytes().to_vec();
+        p.extend(if capped { &request[..NLMSG_HDRLEN] } else { &request[..] });
+        p.extend(tlvs);
+        let flags = if tlvs.is_empty() { 0 } else { NLM_F_ACK_TLVS } | if capped { NLM_F_CAPPED } else { 0 };
+        nl_msg(2, flags, seq, &p)
+    }
+
+    fn says(text: &str) -> Vec<u8> {
+        attr(NLMSGERR_ATTR_MSG, &[text.as_bytes(), &[0]].concat())
+    }
+
+    fn kernel_error(e: &NetlinkError) -> (i32, Option<&str>) {
+        match e {
+            NetlinkError::Kernel { errno, message, .. } => (*errno, message.as_deref()),
+            e => panic!("not a kernel error: {e:?}"),
+        }
+    }
+
+    #[test]
+    fn refusals_carry_the_kernels_words() {
+        let said = "Underlying driver does not support XDP in native mode";
+        let d = refusal(7, -libc::EOPNOTSUPP, &[], true, &says(said));
+        let e = parse_datagram::<Msg>("RTM_SETLINK", &d, 7).unwrap_err();
+        assert_eq!(kernel_error(&e), (libc::EOPNOTSUPP, Some(said)));
+        let shown = e.to_string();
+        assert!(
+            shown.starts_with("RTM_SETLINK: the kernel refused: Operation not supported (os error 95): "),
+            "{shown}"
+        );
+        assert!(shown.contains(said), "{shown}");
+        // Without NETLINK_CAP_ACK the whole request is echoed before the TLVs.
+        let d = refusal(7, -libc::EBUSY, &[9; 8], false, &[says("busy"), attr(2, &[0; 4])].concat());
+        assert_eq!(kernel_error(&parse_datagram::<Msg>("t", &d, 7).unwrap_err()), (libc::EBUSY, Some("busy")));
+        // Another attribute (NLMSGERR_ATTR_OFFS) before the text; no attributes, no text.
+        let d = refusal(7, -libc::EINVAL, &[], true, &[attr(2, &[0; 4]), says("bad")].concat());
+        assert_eq!(kernel_error(&parse_datagram::<Msg>("t", &d, 7).unwrap_err()), (libc::EINVAL, Some("bad")));
+        let d = refusal(7, -libc::ENODEV, &[], true, &[]);
+        assert_eq!(kernel_error(&parse_datagram::<Msg>("t", &d, 7).unwrap_err()), (libc::ENODEV, None));
+        // A dump that failed part-way: the TLVs follow the code in NLMSG_DONE.
+        let p = [&(-libc::EMSGSIZE).to_ne_bytes()[..], &says("dump too big")].concat();
+        let d = nl_msg(3, 0x2 | NLM_F_ACK_TLVS, 7, &p);
+        let e = parse_datagram::<Msg>("t", &d, 7).unwrap_err();
+        assert_eq!(kernel_error(&e), (libc::EMSGSIZE, Some("dump too big")));
+    }
+
+    #[test]
+    fn malformed_extended_acks_are_ignored() {
+        // Attributes that lie about their length, an empty string.
+        for tlvs in [&[200u8, 0, 1, 0, b'x', 0, 0, 0][..], &[2, 0, 1, 0], &[0, 0, 1, 0, 1, 2, 3, 4], &[5, 0, 1, 0, 0]] {
+            let d = refusal(1, -libc::EINVAL, &[], true, tlvs);
+            let e = parse_datagram::<Msg>("t", &d, 1).unwrap_err();
+            assert_eq!(kernel_error(&e), (libc::EINVAL, None), "{tlvs:?}");
+        }
+        // An echoed request longer than what follows.
+        let mut d = refusal(1, -libc::EINVAL, &[], false, &says("x"));
+        d[20..24].copy_from_slice(&0xffff_fff0u32.to_ne_bytes());
+        assert_eq!(kernel_error(&parse_datagram::<Msg>("t", &d, 1).unwrap_err()), (libc::EINVAL, None));
+        assert_eq!(echoed_len(&[1, 2]), usize::MAX);
+        assert_eq!(ext_ack_message(&[1, 2]), None);
+    }
+
     #[test]
     fn interrupted_dump_and_foreign_answers() {
         let intr = nl_msg(0x20, 0x2 | NLM_F_DUMP_INTR, 5, &[1, 1, 0, 0]);
@@ -212,7 +344,7 @@ mod tests {
         let e = super::super::family_error(e);
         assert!(matches!(e, NetlinkError::NoNetdevFamily));
         assert_eq!(e.to_string(), "kernel has no netdev netlink family (needs Linux 6.3+)");
-        let other = super::super::family_error(NetlinkError::Kernel { op: "t", errno: libc::EPERM });
+        let other = super::super::family_error(NetlinkError::Kernel { op: "t", errno: libc::EPERM, message: None });
         assert!(matches!(other, NetlinkError::Kernel { .. }));
     }
 

@@ -1,16 +1,21 @@
-//! One interface's link-layer facts from rtnetlink (`RTM_GETLINK`), read in
-//! the calling thread's network namespace. Sysfs shows the namespace that
-//! mounted it, so a thread that entered another namespace with `setns`
-//! must ask netlink; the AF_XDP backend does, to frame packets itself.
+//! One interface from rtnetlink, in the calling thread's network namespace:
+//! its link-layer facts (`RTM_GETLINK`), and the XDP programs it runs, read
+//! (`RTM_GETLINK`) and set (`RTM_SETLINK` with an `IFLA_XDP` nest, the
+//! mechanism older than BPF links). Sysfs shows the namespace that mounted
+//! it, so a thread that entered another namespace with `setns` must ask
+//! netlink; the AF_XDP backend does, to frame packets itself and to attach
+//! its XDP program.
+
+use std::os::fd::{AsRawFd, BorrowedFd};
 
 use netlink_packet_route::RouteNetlinkMessage;
-use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMessage};
-use netlink_sys::constants::NETLINK_ROUTE;
+use netlink_packet_route::link::{LinkAttribute, LinkLayerType, LinkMessage, LinkXdp};
 
 use super::NetlinkError;
-use super::conn::{Conn, Kind};
+use super::conn::{Kind, Rtnetlink};
 
 const OP_GETLINK: &str = "RTM_GETLINK";
+const OP_SETLINK: &str = "RTM_SETLINK";
 
 /// What the kernel says about one interface.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -31,20 +36,95 @@ pub struct LinkFacts {
     pub tx_queues: Option<u32>,
 }
 
+/// The XDP programs an interface runs, by mode (`IFLA_XDP_*_PROG_ID`).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct XdpProgs {
+    /// The program's id in the driver (native mode), if one runs there.
+    pub drv: Option<u32>,
+    /// The program's id in the generic (skb) path, if one runs there.
+    pub skb: Option<u32>,
+}
+
 /// The facts of interface `ifindex`; `Kernel { errno: ENODEV }` when there
 /// is no such interface.
 pub fn link_get(ifindex: u32) -> Result<LinkFacts, NetlinkError> {
-    let mut conn = Conn::open(NETLINK_ROUTE, "NETLINK_ROUTE")?;
+    Rtnetlink::open()?.get_link(ifindex).map(facts_of)
+}
+
+impl Rtnetlink {
+    /// Puts XDP program `prog` on interface `ifindex`, or takes the program
+    /// off with `None`: `RTM_SETLINK` with an `IFLA_XDP` nest. `flags` are
+    /// `XDP_FLAGS_*` (include/uapi/linux/if_link.h): the mode, and
+    /// `XDP_FLAGS_UPDATE_IF_NOEXIST` or `XDP_FLAGS_REPLACE`. With the
+    /// latter (Linux 5.7+), `expected` is `IFLA_XDP_EXPECTED_FD`: only that
+    /// program is replaced, otherwise the kernel answers `EEXIST`.
+    ///
+    /// A refusal is [`NetlinkError::Kernel`], with the kernel's reason when
+    /// it gave one ("Underlying driver does not support XDP in native mode").
+    pub fn link_set_xdp(
+        &mut self,
+        ifindex: u32,
+        prog: Option<BorrowedFd<'_>>,
+        flags: u32,
+        expected: Option<BorrowedFd<'_>>,
+    ) -> Result<(), NetlinkError> {
+        let req = set_xdp_request(ifindex, prog, flags, expected);
+        self.conn.request(OP_SETLINK, req, Kind::Get).map(drop)
+    }
+
+    /// The XDP programs interface `ifindex` runs (`RTM_GETLINK`);
+    /// `Kernel { errno: ENODEV }` when there is no such interface.
+    pub fn link_xdp_progs(&mut self, ifindex: u32) -> Result<XdpProgs, NetlinkError> {
+        self.get_link(ifindex).map(|l| xdp_progs_of(&l))
+    }
+
+    /// The `RTM_NEWLINK` of interface `ifindex`.
+    fn get_link(&mut self, ifindex: u32) -> Result<LinkMessage, NetlinkError> {
+        let mut msg = LinkMessage::default();
+        msg.header.index = ifindex;
+        let answer = self.conn.request(OP_GETLINK, RouteNetlinkMessage::GetLink(msg), Kind::Get)?;
+        answer
+            .into_iter()
+            .find_map(|m| match m {
+                RouteNetlinkMessage::NewLink(l) if l.header.index == ifindex => Some(l),
+                _ => None,
+            })
+            .ok_or_else(|| NetlinkError::decode(OP_GETLINK, format!("no RTM_NEWLINK for ifindex {ifindex}")))
+    }
+}
+
+/// The `RTM_SETLINK` request of [`Rtnetlink::link_set_xdp`]: `IFLA_XDP_FD`
+/// (-1 to detach), `IFLA_XDP_EXPECTED_FD` if given, `IFLA_XDP_FLAGS`.
+fn set_xdp_request(
+    ifindex: u32,
+    prog: Option<BorrowedFd<'_>>,
+    flags: u32,
+    expected: Option<BorrowedFd<'_>>,
+) -> RouteNetlinkMessage {
+    let mut xdp = vec![LinkXdp::Fd(prog.map_or(-1, |fd| fd.as_raw_fd()))];
+    // A descriptor is never negative, so it fits.
+    xdp.extend(expected.map(|fd| LinkXdp::ExpectedFd(fd.as_raw_fd() as u32)));
+    xdp.push(LinkXdp::Flags(flags));
     let mut msg = LinkMessage::default();
     msg.header.index = ifindex;
-    let answer = conn.request(OP_GETLINK, RouteNetlinkMessage::GetLink(msg), Kind::Get)?;
-    answer
-        .into_iter()
-        .find_map(|m| match m {
-            RouteNetlinkMessage::NewLink(l) if l.header.index == ifindex => Some(facts_of(l)),
-            _ => None,
-        })
-        .ok_or_else(|| NetlinkError::decode(OP_GETLINK, format!("no RTM_NEWLINK for ifindex {ifindex}")))
+    msg.attributes.push(LinkAttribute::Xdp(xdp));
+    RouteNetlinkMessage::SetLink(msg)
+}
+
+/// The XDP programs one `RTM_NEWLINK` reports (an id of 0 is none).
+fn xdp_progs_of(l: &LinkMessage) -> XdpProgs {
+    let mut progs = XdpProgs::default();
+    for a in &l.attributes {
+        let LinkAttribute::Xdp(xdp) = a else { continue };
+        for x in xdp {
+            match *x {
+                LinkXdp::DrvProgId(id) if id != 0 => progs.drv = Some(id),
+                LinkXdp::SkbProgId(id) if id != 0 => progs.skb = Some(id),
+                _ => {}
+            }
+        }
+    }
+    progs
 }
 
 /// Pure: the facts one `RTM_NEWLINK` carries.
@@ -73,6 +153,8 @@ pub fn facts_of(l: LinkMessage) -> LinkFacts {
 
 #[cfg(test)]
 mod tests {
+    use std::os::fd::AsFd;
+
     use super::*;
 
     #[test]
@@ -107,5 +189,38 @@ mod tests {
         l.attributes = vec![LinkAttribute::Address(vec![1, 2, 3])];
         let f = facts_of(l);
         assert!(!f.ethernet && f.mac.is_none());
+    }
+
+    #[test]
+    fn xdp_programs_come_from_the_xdp_nest() {
+        let mut l = LinkMessage::default();
+        assert_eq!(xdp_progs_of(&l), XdpProgs::default());
+        l.attributes = vec![
+            LinkAttribute::Mtu(1500),
+            LinkAttribute::Xdp(vec![LinkXdp::ProgId(7), LinkXdp::SkbProgId(7), LinkXdp::DrvProgId(0)]),
+        ];
+        assert_eq!(xdp_progs_of(&l), XdpProgs { drv: None, skb: Some(7) });
+        l.attributes = vec![LinkAttribute::Xdp(vec![LinkXdp::DrvProgId(9), LinkXdp::HwProgId(3)])];
+        assert_eq!(xdp_progs_of(&l), XdpProgs { drv: Some(9), skb: None });
+    }
+
+    #[test]
+    fn set_xdp_sends_fd_expected_fd_and_flags() {
+        let (a, b) = (std::fs::File::open("/dev/null").unwrap(), std::fs::File::open("/dev/null").unwrap());
+        let (fa, fb) = (a.as_raw_fd(), b.as_raw_fd());
+        let xdp_of = |m| match m {
+            RouteNetlinkMessage::SetLink(l) => {
+                assert_eq!(l.header.index, 4);
+                match <[LinkAttribute; 1]>::try_from(l.attributes) {
+                    Ok([LinkAttribute::Xdp(xdp)]) => xdp,
+                    other => panic!("{other:?}"),
+                }
+            }
+            other => panic!("{other:?}"),
+        };
+        let attach = xdp_of(set_xdp_request(4, Some(a.as_fd()), 1 << 1, None));
+        assert_eq!(attach, [LinkXdp::Fd(fa), LinkXdp::Flags(1 << 1)]);
+        let replace = xdp_of(set_xdp_request(4, None, 1 << 4, Some(b.as_fd())));
+        assert_eq!(replace, [LinkXdp::Fd(-1), LinkXdp::ExpectedFd(fb as u32), LinkXdp::Flags(1 << 4)]);
     }
 }

@@ -1,12 +1,16 @@
 //! Netlink probes: XDP features (the `netdev` generic-netlink family),
 //! egress shaping (rtnetlink qdiscs and classes), and next hops (rtnetlink
-//! routes and neighbours: [`route_get`], [`neighbour_get`]).
+//! routes and neighbours: [`route_get`], [`neighbour_get`]); and, for the
+//! AF_XDP backend, an interface's link facts and XDP programs, which it
+//! also sets ([`Rtnetlink::link_set_xdp`]).
 //!
 //! Both answer "what may this interface carry": the driver's XDP modes
 //! decide whether AF_XDP can run, and a root `tbf` or `htb` caps the egress
 //! rate below the link speed. Each probe opens its own socket in the
 //! calling thread's network namespace, sends one dump request and decodes
-//! the answer. The socket is netlink-sys; messages are netlink-packet-*;
+//! the answer; [`Rtnetlink`] keeps one open. A refusal carries the errno
+//! and the kernel's reason when it gave one (extended ACK, Linux 4.12+).
+//! The socket is netlink-sys; messages are netlink-packet-*;
 //! what those crates leave raw (the netdev payload, tbf/htb options) is
 //! decoded here by pure, bounds-checked functions that the unit tests and
 //! the `netlink_answers` fuzz target feed with hand-built and random bytes.
@@ -26,13 +30,14 @@ use netlink_packet_route::tc::TcMessage;
 use netlink_sys::constants::{NETLINK_GENERIC, NETLINK_ROUTE};
 
 use crate::{Known, RootQdisc, XdpFeatures};
+pub use conn::Rtnetlink;
 use conn::{Conn, Kind};
-pub use link::{LinkFacts, facts_of, link_get};
+pub use link::{LinkFacts, XdpProgs, facts_of, link_get};
 use netdev::{CtrlFamily, NETDEV_FAMILY_NAME, NetdevMsg, OP_DEV_GET, OP_GETFAMILY};
 pub use netdev::{NetdevDev, decode_family_answer, decode_netdev_answer, xdp_features_from_bits};
 pub use route::{
-    Neighbour, NeighbourState, RouteHop, RouteKind, Rtnetlink, decode_neighbour_answer, decode_route_answer,
-    neighbour_get, route_get,
+    Neighbour, NeighbourState, RouteHop, RouteKind, decode_neighbour_answer, decode_route_answer, neighbour_get,
+    route_get,
 };
 pub use tc::{TC_H_ROOT, TcEntry, decode_tc_answer, htb_class_rate_bps, htb_root_rate_bps, tbf_rate_bps};
 
@@ -72,12 +77,21 @@ pub enum NetlinkError {
         source: io::Error,
     },
     /// The kernel answered with an error code.
-    #[error("{op}: the kernel refused: {}{}", io::Error::from_raw_os_error(*errno), hint(*errno))]
+    #[error(
+        "{op}: the kernel refused: {}{}{}",
+        io::Error::from_raw_os_error(*errno),
+        message.as_deref().map(|m| format!(": {m}")).unwrap_or_default(),
+        hint(*errno)
+    )]
     Kernel {
         /// The request.
         op: &'static str,
         /// The positive errno.
         errno: i32,
+        /// Why, in the kernel's words (`NLMSGERR_ATTR_MSG` of its extended
+        /// ACK), when it said ("Underlying driver does not support XDP in
+        /// native mode").
+        message: Option<String>,
     },
     /// The interface list changed during the dump (`NLM_F_DUMP_INTR`).
     #[error("{op}: interfaces changed while the kernel answered; probe again")]
@@ -107,8 +121,30 @@ impl NetlinkError {
     }
 
     /// The kernel sends `-errno`; keep it positive.
-    fn kernel(op: &'static str, code: i32) -> Self {
-        NetlinkError::Kernel { op, errno: code.checked_abs().unwrap_or(i32::MAX) }
+    fn kernel(op: &'static str, code: i32, message: Option<String>) -> Self {
+        NetlinkError::Kernel { op, errno: code.checked_abs().unwrap_or(i32::MAX), message }
+    }
+
+    /// The errno behind the error: the kernel's refusal
+    /// ([`Kernel`](Self::Kernel)), or the failed socket call's
+    /// ([`Socket`](Self::Socket), [`Send`](Self::Send), [`Recv`](Self::Recv));
+    /// `None` for the others.
+    pub fn errno(&self) -> Option<i32> {
+        match self {
+            NetlinkError::Kernel { errno, .. } => Some(*errno),
+            NetlinkError::Socket { source, .. }
+            | NetlinkError::Send { source, .. }
+            | NetlinkError::Recv { source, .. } => source.raw_os_error(),
+            _ => None,
+        }
+    }
+
+    /// What the kernel said about a refusal (its extended ACK), if anything.
+    pub fn kernel_message(&self) -> Option<&str> {
+        match self {
+            NetlinkError::Kernel { message, .. } => message.as_deref(),
+            _ => None,
+        }
     }
 }
 

@@ -21,10 +21,9 @@ use std::net::IpAddr;
 use netlink_packet_route::neighbour::{NeighbourAddress, NeighbourAttribute, NeighbourMessage};
 use netlink_packet_route::route::{RouteAddress, RouteAttribute, RouteMessage, RouteType, RouteVia};
 use netlink_packet_route::{AddressFamily, RouteNetlinkMessage};
-use netlink_sys::constants::NETLINK_ROUTE;
 
 use super::NetlinkError;
-use super::conn::{Conn, Kind, parse_datagram};
+use super::conn::{Kind, Rtnetlink, parse_datagram};
 
 const OP_GETROUTE: &str = "RTM_GETROUTE";
 const OP_GETNEIGH: &str = "RTM_GETNEIGH";
@@ -147,18 +146,7 @@ impl Neighbour {
     }
 }
 
-/// An rtnetlink socket for repeated lookups, in the network namespace of
-/// the thread that opened it.
-pub struct Rtnetlink {
-    conn: Conn,
-}
-
 impl Rtnetlink {
-    /// Opens a `NETLINK_ROUTE` socket.
-    pub fn open() -> Result<Self, NetlinkError> {
-        Ok(Rtnetlink { conn: Conn::open(NETLINK_ROUTE, "NETLINK_ROUTE")? })
-    }
-
     /// The route to `dst`: see [`route_get`].
     pub fn route_get(&mut self, dst: IpAddr) -> Result<RouteHop, NetlinkError> {
         let dst = dst.to_canonical();
