@@ -70,7 +70,6 @@
 #![warn(missing_docs)]
 
 #[cfg(target_os = "linux")]
-#[allow(unsafe_code)]
 pub mod bpf;
 pub mod frame;
 #[cfg(target_os = "linux")]

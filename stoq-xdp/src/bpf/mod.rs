@@ -44,6 +44,7 @@ mod error;
 pub mod insn;
 mod map;
 mod program;
+#[allow(unsafe_code)]
 mod sys;
 
 #[cfg(test)]
