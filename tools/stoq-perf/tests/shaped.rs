@@ -7,31 +7,17 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::Instant;
 
-use common::ServerProcess;
+use common::{PERF, ServerProcess, json_of, probe};
 use serde_json::Value;
 use stoq_testbed::NetnsPair;
-
-const PERF: &str = env!("CARGO_BIN_EXE_stoq-perf");
 
 /// The transfers measure goodput against the shaped rate: nothing else in
 /// this binary may run beside them (a probe alongside cost the 90 Mbit/s
 /// run a sixth of its rate on this 2-core host).
 static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
-
-fn json_of(out: Output, what: &str) -> Value {
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{what} failed ({}): {stderr}", out.status);
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: no JSON on stdout ({e}); stderr: {stderr}"))
-}
-
-/// `stoq-perf probe --json` in namespace `i`, for its veth end.
-fn probe(net: &NetnsPair, i: usize) -> Value {
-    let out = net.command(i, PERF).args(["probe", "--json", "--interface", &net.links[i]]).output().unwrap();
-    json_of(out, "stoq-perf probe")
-}
 
 /// A `stoq-perf server --tier auto` in namespace 0.
 fn start_server(net: &NetnsPair, pki: &std::path::Path) -> ServerProcess {

@@ -15,7 +15,7 @@ mod common;
 use std::net::{IpAddr, SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
-use common::{ServerProcess, TestServer};
+use common::{PERF, ServerProcess, TestServer, json_of, probe};
 use stoq_core::io::BackendKind;
 use stoq_core::{DevPki, Endpoint, EndpointStats, ServerConfig};
 use stoq_perf::client::{Mode, run_client};
@@ -23,7 +23,6 @@ use stoq_perf::report::Report;
 use stoq_testbed::NetnsPair;
 use stoq_xdp::{AttachMode, XdpConfig, XdpOpener};
 
-const PERF: &str = env!("CARGO_BIN_EXE_stoq-perf");
 const BYTES: u64 = 256 << 20;
 const PORT: u16 = 4433;
 
@@ -215,4 +214,40 @@ fn without_privileges_af_xdp_fails_cleanly_and_says_why() {
     assert!(!out.status.success(), "an unprivileged AF_XDP server started: {said}");
     assert!(said.contains("CAP_BPF") && said.contains("--backend io_uring"), "{said}");
     assert!(!has_xdp(&net, 0), "nothing attached");
+}
+
+#[test]
+fn the_probe_picks_af_xdp_for_an_enterprise_link_and_stoq_runs_on_it() {
+    let _alone = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let Some(net) = NetnsPair::create() else { return };
+    // veth has native XDP; shaped to 12 Gbit/s it is an Enterprise link.
+    for i in 0..2 {
+        net.shape(i, "12gbit", 12_000_000_000).unwrap();
+    }
+    for i in 0..2 {
+        let sel = &probe(&net, i)["selection"];
+        assert_eq!(
+            (sel["tier"].as_str(), sel["profile"]["backend"].as_str()),
+            (Some("enterprise"), Some("af_xdp")),
+            "{sel}"
+        );
+    }
+    let pki = tempfile::tempdir().unwrap();
+    let listen = SocketAddr::new(net.addrs[0], PORT).to_string();
+    let server = ServerProcess::spawn(
+        net.command(0, PERF).args(["server", "--tier", "auto", "--listen", &listen, "--dev-pki"]).arg(pki.path()),
+    );
+    assert!(has_xdp(&net, 0), "the probed profile runs AF_XDP");
+    let out = net
+        .command(1, PERF)
+        .args(["client", &listen, "--tier", "auto", "--json", "--mode", "download", "--bytes", "67108864", "--ca"])
+        .arg(pki.path().join("ca.pem"))
+        .output()
+        .unwrap();
+    drop(server);
+    let r = json_of(out, "stoq-perf client --tier auto");
+    assert_eq!((r["verified"].as_bool(), r["bytes_download"].as_u64()), (Some(true), Some(64 << 20)));
+    assert_eq!((r["tier"].as_str(), r["backend"].as_str()), (Some("enterprise"), Some("af_xdp")));
+    let rx = r["datagrams_received"].as_u64().unwrap();
+    assert!(r["rx_kernel_path"].as_u64().unwrap() * 100 < rx, "{r}");
 }

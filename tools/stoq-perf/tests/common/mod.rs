@@ -4,13 +4,15 @@
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command, Output, Stdio};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
 
+use serde_json::Value;
 use stoq_core::{DevPki, Endpoint, ServerConfig};
 use stoq_perf::client::{Amount, ClientOptions, Mode};
+use stoq_testbed::NetnsPair;
 
 /// A perf server on 127.0.0.1 that stops when dropped.
 pub struct TestServer {
@@ -99,4 +101,20 @@ impl Drop for ServerProcess {
         let _ = self.0.kill();
         let _ = self.0.wait();
     }
+}
+
+/// The stoq-perf binary under test.
+pub const PERF: &str = env!("CARGO_BIN_EXE_stoq-perf");
+
+/// A successful command's stdout as JSON; panics with its stderr otherwise.
+pub fn json_of(out: Output, what: &str) -> Value {
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{what} failed ({}): {stderr}", out.status);
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| panic!("{what}: no JSON on stdout ({e}); stderr: {stderr}"))
+}
+
+/// `stoq-perf probe --json` in namespace `i`, for its veth end.
+pub fn probe(net: &NetnsPair, i: usize) -> Value {
+    let out = net.command(i, PERF).args(["probe", "--json", "--interface", &net.links[i]]).output().unwrap();
+    json_of(out, "stoq-perf probe")
 }
