@@ -44,43 +44,6 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-# --- JSON: top-level fields, with jq if installed, else python3 -----------
-if command -v jq >/dev/null 2>&1; then
-  json_tool=jq
-  jget() { jq -r --arg k "$2" 'if type == "object" and has($k) and .[$k] != null then .[$k] | tostring else empty end' "$1" 2>/dev/null; }
-else
-  json_tool=python3
-  jget() {
-    python3 - "$1" "$2" 2>/dev/null <<'PY'
-import json, sys
-d = json.load(open(sys.argv[1]))
-v = d.get(sys.argv[2]) if isinstance(d, dict) else None
-if v is not None:
-    print(v if isinstance(v, str) else json.dumps(v))
-PY
-  }
-fi
-
-# --- helpers ---------------------------------------------------------------
-calc() { awk "BEGIN { printf \"%s\", $1 }" 2>/dev/null; }    # calc 'EXPR'
-fmt() { [[ -n ${1:-} ]] && awk -v v="$1" -v f="$2" 'BEGIN { printf f, v }' || printf 'n/a'; }
-ratio() {   # ratio A B -> "A/B" as 0.00x, n/a when either is missing or B is 0
-  if [[ -n ${1:-} && -n ${2:-} ]] && awk -v b="$2" 'BEGIN { exit !(b > 0) }'; then
-    awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2fx", a / b }'
-  else
-    printf 'n/a'
-  fi
-}
-hz=$(getconf CLK_TCK)
-cpu_ticks() {   # utime + stime of a process, in clock ticks
-  local stat rest f
-  stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
-  rest=${stat##*) }
-  read -ra f <<<"$rest"
-  echo $((f[11] + f[12]))
-}
-last_lines() { grep -v '^\[ *[0-9.]*-' "$1" 2>/dev/null | tail -n "${2:-3}" | tr '\n' ' '; }
-
 notes=()
 # Row results, keyed "MODE/ROW": goodput Gbit/s, server CPU-s/GB, client dg/syscall, error.
 declare -A gbps cpugb dgsc err

@@ -19,13 +19,9 @@ tag=bs$$
 a=$tag-a b=$tag-b
 work=$(mktemp -d)
 pki=$work/pki log=$work/server.log
-cleanup() { ip netns del "$a" 2>/dev/null || true; ip netns del "$b" 2>/dev/null || true; rm -rf "$work"; }
+cleanup() { netns_pair_down "$tag"; rm -rf "$work"; }
 trap cleanup EXIT
-ip netns add "$a"; ip netns add "$b"
-ip link add "${tag}a" netns "$a" type veth peer name "${tag}b" netns "$b"
-ip -n "$a" addr add 10.231.0.1/24 dev "${tag}a"; ip -n "$b" addr add 10.231.0.2/24 dev "${tag}b"
-for ns in "$a" "$b"; do ip -n "$ns" link set lo up; done
-ip -n "$a" link set "${tag}a" mtu 1500 up; ip -n "$b" link set "${tag}b" mtu 1500 up
+netns_pair_up "$tag" 10.231.0
 echo "host: $(nproc) cores, $(uname -r); GLIBC_TUNABLES=${GLIBC_TUNABLES:-(not set)}; ${secs}s per run, download, 1 connection, 1 stream"
 printf '%-8s | %-34s | %-22s | %-22s | %s\n' rate "probe: tier (backend)" "auto profile Mbit/s" "defaults Mbit/s" "auto / defaults"
 to_bits() { python3 -c "import sys; s=sys.argv[1]; u={'kbit':1e3,'mbit':1e6,'gbit':1e9}; print(int(float(s[:-4])*u[s[-4:]]))" "$1"; }

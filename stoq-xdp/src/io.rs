@@ -282,16 +282,35 @@ fn attach(program: &mut bpf::StoqXdp, ifindex: u32, name: &str, mode: AttachMode
 }
 
 fn open_xsk(ifindex: u32, queue: u32, ring: u32, native: bool, zc: ZeroCopy) -> Result<Xsk, XdpError> {
+    let open = |mode| bind_retrying(ifindex, queue, ring, mode);
     match zc {
-        ZeroCopy::Off => Xsk::open(ifindex, queue, ring, BindMode::Copy).map_err(XdpError::Xsk),
+        ZeroCopy::Off => open(BindMode::Copy).map_err(XdpError::Xsk),
         ZeroCopy::Required if !native => Err(XdpError::ZeroCopyNeedsNative),
-        ZeroCopy::Required => Xsk::open(ifindex, queue, ring, BindMode::ZeroCopy).map_err(XdpError::Xsk),
+        ZeroCopy::Required => open(BindMode::ZeroCopy).map_err(XdpError::Xsk),
         // Generic XDP copies anyway; native mode tries zero-copy first.
-        ZeroCopy::Auto if !native => Xsk::open(ifindex, queue, ring, BindMode::Copy).map_err(XdpError::Xsk),
-        ZeroCopy::Auto => Xsk::open(ifindex, queue, ring, BindMode::ZeroCopy).or_else(|e| {
+        ZeroCopy::Auto if !native => open(BindMode::Copy).map_err(XdpError::Xsk),
+        ZeroCopy::Auto => open(BindMode::ZeroCopy).or_else(|e| {
             log::info!("AF_XDP queue {queue}: zero-copy bind refused ({}); using copy mode", e.source);
-            Xsk::open(ifindex, queue, ring, BindMode::Copy).map_err(XdpError::Xsk)
+            open(BindMode::Copy).map_err(XdpError::Xsk)
         }),
+    }
+}
+
+/// How long a bind waits for a queue whose previous socket is closing.
+const BUSY_WAIT: Duration = Duration::from_secs(1);
+
+/// [`Xsk::open`], retried while the queue is busy for up to [`BUSY_WAIT`]:
+/// the kernel releases a closed socket's queue from a work queue, a moment
+/// after `close` returns, so a backend reopened at once can find it taken.
+fn bind_retrying(ifindex: u32, queue: u32, ring: u32, mode: BindMode) -> Result<Xsk, crate::XskError> {
+    let deadline = Instant::now() + BUSY_WAIT;
+    loop {
+        match Xsk::open(ifindex, queue, ring, mode) {
+            Err(e) if e.step == "bind" && e.source.raw_os_error() == Some(libc::EBUSY) && Instant::now() < deadline => {
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r,
+        }
     }
 }
 

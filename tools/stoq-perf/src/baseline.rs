@@ -31,14 +31,14 @@ use crate::cpu::CpuTime;
 use crate::pattern;
 
 /// Sequence number that marks the end of the run.
-const END: u64 = u64::MAX;
+pub(crate) const END: u64 = u64::MAX;
 const SEED: u64 = 0x5354_4f51_5544_5021;
 /// End markers sent after the data, 1 ms apart (any one ends the run).
-const END_MARKERS: u64 = 16;
+pub(crate) const END_MARKERS: u64 = 16;
 /// Socket buffers: the same as STOQ's default, so the comparison is fair.
-const BUFFER: usize = 4 << 20;
+pub(crate) const BUFFER: usize = 4 << 20;
 /// Silence that ends the receiver when every end marker was lost.
-const IDLE: Duration = Duration::from_secs(1);
+pub(crate) const IDLE: Duration = Duration::from_secs(1);
 
 /// What the baseline measured.
 #[derive(Debug, Clone, Serialize)]
@@ -113,6 +113,15 @@ pub enum BaselineError {
         /// Where it differed.
         mismatch: pattern::Mismatch,
     },
+    /// A datagram of another size than the run's payload (two-process
+    /// runs: the ends disagree on `--max-payload`).
+    #[error("UDP baseline: a datagram of {got} bytes arrived, expected {want}: give both ends the same --max-payload")]
+    Size {
+        /// Its size.
+        got: usize,
+        /// The payload size of the run.
+        want: usize,
+    },
     /// The payload size cannot carry the sequence number.
     #[error("UDP baseline: payload must be 16..=65507 bytes, got {0}")]
     Payload(usize),
@@ -121,7 +130,7 @@ pub enum BaselineError {
     Backend(#[from] BackendError),
 }
 
-fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> BaselineError {
+pub(crate) fn io_err(what: &'static str) -> impl FnOnce(io::Error) -> BaselineError {
     move |source| BaselineError::Io { what, source }
 }
 
@@ -149,11 +158,11 @@ fn thread_cpu() -> CpuTime {
 
 /// What the receiving thread counted.
 #[derive(Debug, Default)]
-struct Received {
-    datagrams: u64,
-    bytes: u64,
+pub(crate) struct Received {
+    pub(crate) datagrams: u64,
+    pub(crate) bytes: u64,
     /// From the first to the last verified datagram.
-    seconds: f64,
+    pub(crate) seconds: f64,
     cpu: f64,
     /// Receive calls (std path only; backends count their own).
     calls: u64,
@@ -162,7 +171,7 @@ struct Received {
 }
 
 /// Verifies received datagrams and keeps the counts.
-struct Checker {
+pub(crate) struct Checker {
     body: u64,
     r: Received,
     first: Option<Instant>,
@@ -170,13 +179,13 @@ struct Checker {
 }
 
 impl Checker {
-    fn new(body: usize) -> Self {
+    pub(crate) fn new(body: usize) -> Self {
         Self { body: body as u64, r: Received::default(), first: None, last: Instant::now() }
     }
 
     /// Checks one datagram, received at `now`; `Ok(true)` when it is an end
     /// marker.
-    fn datagram(&mut self, d: &[u8], now: Instant) -> Result<bool, BaselineError> {
+    pub(crate) fn datagram(&mut self, d: &[u8], now: Instant) -> Result<bool, BaselineError> {
         if d.len() < 8 {
             return Ok(false);
         }
@@ -193,14 +202,14 @@ impl Checker {
         Ok(false)
     }
 
-    fn finish(mut self, cpu0: CpuTime) -> Received {
+    pub(crate) fn finish(mut self, cpu0: CpuTime) -> Received {
         self.r.seconds = self.first.map_or(0.0, |f| self.last.duration_since(f).as_secs_f64());
         self.r.cpu = thread_cpu().since(&cpu0).total();
         self.r
     }
 }
 
-fn check_payload(payload: usize) -> Result<usize, BaselineError> {
+pub(crate) fn check_payload(payload: usize) -> Result<usize, BaselineError> {
     if !(16..=65_507).contains(&payload) {
         return Err(BaselineError::Payload(payload));
     }
@@ -208,12 +217,12 @@ fn check_payload(payload: usize) -> Result<usize, BaselineError> {
 }
 
 /// Writes data datagram `seq` (sequence number, then pattern) into `buf`.
-fn write_datagram(seq: u64, body: usize, buf: &mut [u8]) {
+pub(crate) fn write_datagram(seq: u64, body: usize, buf: &mut [u8]) {
     buf[..8].copy_from_slice(&seq.to_be_bytes());
     pattern::fill(SEED, seq * body as u64, &mut buf[8..]);
 }
 
-fn per(n: u64, calls: u64) -> f64 {
+pub(crate) fn per(n: u64, calls: u64) -> f64 {
     if calls > 0 { n as f64 / calls as f64 } else { 0.0 }
 }
 
@@ -325,7 +334,7 @@ pub fn udp_loopback(total: u64, payload: usize) -> Result<UdpBaseline, BaselineE
 }
 
 /// Hands everything in `batch` to the backend, waiting while the socket is full.
-fn flush(io: &mut dyn PacketIo, batch: &mut TxBatch) -> Result<(), BaselineError> {
+pub(crate) fn flush(io: &mut dyn PacketIo, batch: &mut TxBatch) -> Result<(), BaselineError> {
     while !io.send(batch).map_err(io_err("send"))? {
         io.wait(Some(Duration::from_millis(100)), true).map_err(io_err("wait for writable"))?;
     }

@@ -11,11 +11,13 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use stoq_core::io::BackendKind;
 use stoq_core::{ClientTls, Endpoint, ServerConfig};
+use stoq_xdp::{AttachMode, XdpConfig, XdpOpener};
 
 use crate::client::{Amount, ClientOptions, Mode, Output, bind_for, resolve, run_client};
 use crate::probe::{ProbeArgs, run_probe};
-use crate::profile::ProfileArgs;
+use crate::profile::{ProfileArgs, parse_xdp_mode};
 use crate::server::{CertSource, PerfService, announce_ca, run_server_with};
+use crate::udp_flood::{FloodOptions, receive, send};
 
 /// Exit code for unusable arguments (as clap uses).
 pub const EXIT_USAGE: u8 = 2;
@@ -38,7 +40,9 @@ pub enum Command {
     Client(ClientArgs),
     /// Same-run baseline: raw UDP over loopback, no QUIC, every byte
     /// verified; plain sockets (one system call per datagram) or a stoq-core
-    /// packet backend (`--backend linux-batch`: GSO/GRO).
+    /// packet backend (`--backend linux-batch`: GSO/GRO). With `--receive`
+    /// or `--send`: one end of a two-process run (a verifying receiver on
+    /// any backend, AF_XDP included, and a sender that floods it).
     BaselineUdp(BaselineArgs),
     /// Probe the host and its network interfaces, and show the tier and
     /// profile `--tier auto` would run with, with every step-down reason.
@@ -51,13 +55,35 @@ pub struct BaselineArgs {
     /// Bytes to send (suffixes K, M, G are powers of 1024).
     #[arg(long, default_value = "1G", value_parser = parse_size)]
     pub bytes: u64,
-    /// UDP payload per datagram.
-    #[arg(long, default_value_t = 1452)]
+    /// UDP payload per datagram (two-process runs: the same on both ends).
+    #[arg(long, visible_alias = "payload", default_value_t = 1452)]
     pub max_payload: usize,
     /// How datagrams move: `std` (plain sockets, one system call per
-    /// datagram) or a stoq-core backend name (portable, linux-batch, io_uring).
+    /// datagram) or a stoq-core backend name (portable, linux-batch,
+    /// io_uring; af_xdp with --receive or --send).
     #[arg(long, default_value = "std")]
     pub backend: String,
+    /// Receiving end of a two-process run: bind ADDR, receive through
+    /// --backend until the sender's end marker, verify every datagram and
+    /// report verified datagrams per second and CPU per datagram.
+    #[arg(long, value_name = "ADDR", conflicts_with_all = ["send", "bytes"])]
+    pub receive: Option<SocketAddr>,
+    /// Sending end of a two-process run: send datagrams of --max-payload
+    /// bytes to ADDR (no GSO, batched sends) for --seconds, then end
+    /// markers that carry the count.
+    #[arg(long, value_name = "ADDR", conflicts_with = "bytes")]
+    pub send: Option<SocketAddr>,
+    /// With --send: seconds to send [default: 5]. With --receive: the
+    /// longest to run, as it normally stops at the end marker [default: 60].
+    #[arg(long, value_name = "SECS")]
+    pub seconds: Option<f64>,
+    /// With --backend af_xdp: the interface to attach to.
+    #[arg(long, value_name = "NAME")]
+    pub interface: Option<String>,
+    /// With --backend af_xdp: where the XDP program runs (auto, native,
+    /// generic).
+    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_xdp_mode)]
+    pub xdp_mode: AttachMode,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -237,8 +263,110 @@ pub fn baseline_backend(name: &str) -> Result<Option<BackendKind>, String> {
     parse_backend(name).map(Some).map_err(|e| format!("{e}, or std for plain sockets"))
 }
 
+/// The options of a two-process run (`--send` or `--receive`), or a usage
+/// error message.
+pub fn flood_options(a: &BaselineArgs) -> Result<FloodOptions, String> {
+    let (addr, default_secs) = match (a.send, a.receive) {
+        (Some(to), _) => (to, 5.0),
+        (None, Some(at)) => (at, 60.0),
+        (None, None) => return Err("a two-process run needs --send ADDR or --receive ADDR".into()),
+    };
+    let Some(backend) = baseline_backend(&a.backend)? else {
+        return Err("--send and --receive run through a stoq-core backend: pass --backend linux-batch \
+                    (or af_xdp with --interface)"
+            .into());
+    };
+    let opener = match (backend, &a.interface) {
+        (BackendKind::AfXdp, Some(name)) => {
+            Some(XdpOpener::shared(XdpConfig { mode: a.xdp_mode, ..XdpConfig::new(name) }))
+        }
+        (BackendKind::AfXdp, None) => {
+            return Err("--backend af_xdp needs --interface NAME (the interface to attach to)".into());
+        }
+        (_, Some(_)) => return Err("--interface goes with --backend af_xdp".into()),
+        (_, None) => None,
+    };
+    let duration = parse_secs("--seconds", a.seconds.unwrap_or(default_secs))?;
+    Ok(FloodOptions { backend, opener, addr, payload: a.max_payload, duration })
+}
+
+/// `baseline-udp --send` or `--receive`.
+fn flood(a: &BaselineArgs) -> ExitCode {
+    let o = match flood_options(a) {
+        Ok(o) => o,
+        Err(e) => return usage(&e),
+    };
+    let tunables = std::env::var("GLIBC_TUNABLES").ok();
+    let setting = tunables.as_deref().unwrap_or("(not set)");
+    let mut v = if a.receive.is_some() {
+        let listening = |at| eprintln!("stoq-perf baseline-udp listening on {at} ({} backend)", o.backend);
+        let r = match receive(&o, listening) {
+            Ok(r) => r,
+            Err(e) => return fail(&e),
+        };
+        if !a.json {
+            let sent = r.datagrams_sent.map_or("? (no end marker arrived)".into(), |n| n.to_string());
+            let lost = r.datagrams_lost.map_or("?".into(), |n| n.to_string());
+            println!(
+                "raw UDP receive ({}), {} B payload: {:.3} M datagrams/s verified ({:.3} Gbit/s); received {} of {sent} \
+                 sent (lost {lost}); {:.3} CPU-s per million datagrams ({:.2} s user + {:.2} s sys); {:.1} datagrams \
+                 per receive call, {} GRO buffers; GLIBC_TUNABLES={setting}",
+                r.backend,
+                r.payload,
+                r.datagrams_per_s / 1e6,
+                r.goodput_gbps,
+                r.datagrams_received,
+                r.cpu_s_per_million,
+                r.cpu_user_s,
+                r.cpu_sys_s,
+                r.datagrams_per_rx_call,
+                r.gro_buffers,
+            );
+        }
+        serde_json::to_value(&r)
+    } else {
+        let s = match send(&o) {
+            Ok(s) => s,
+            Err(e) => return fail(&e),
+        };
+        if !a.json {
+            println!(
+                "raw UDP send ({}), {} B payload: {} datagrams in {:.2} s = {:.3} M/s; {:.1} datagrams per send call; \
+                 cpu {:.2} s user + {:.2} s sys; GLIBC_TUNABLES={setting}",
+                s.backend,
+                s.payload,
+                s.datagrams_sent,
+                s.seconds,
+                s.datagrams_per_s / 1e6,
+                s.datagrams_per_tx_syscall,
+                s.cpu_user_s,
+                s.cpu_sys_s,
+            );
+        }
+        serde_json::to_value(&s)
+    }
+    .expect("plain data serialises");
+    if a.json {
+        v["glibc_tunables"] = serde_json::json!(tunables);
+        println!("{v}");
+    }
+    ExitCode::SUCCESS
+}
+
 fn baseline_udp(a: &BaselineArgs) -> ExitCode {
+    if a.send.is_some() || a.receive.is_some() {
+        return flood(a);
+    }
+    if a.seconds.is_some() || a.interface.is_some() {
+        return usage("--seconds and --interface go with --send or --receive (the loopback baseline moves --bytes)");
+    }
     let result = match baseline_backend(&a.backend) {
+        Ok(Some(BackendKind::AfXdp)) => {
+            return usage(
+                "the loopback baseline cannot run af_xdp (it needs an Ethernet interface): run a receiver \
+                 with --receive ADDR --backend af_xdp --interface NAME and a sender with --send ADDR",
+            );
+        }
         Ok(None) => crate::baseline::udp_loopback(a.bytes, a.max_payload),
         Ok(Some(kind)) => crate::baseline::udp_loopback_backend(kind, a.bytes, a.max_payload),
         Err(e) => return usage(&e),
@@ -410,6 +538,39 @@ mod tests {
         assert_eq!(baseline_backend("linux-batch"), Ok(Some(BackendKind::LinuxBatch)));
         let e = baseline_backend("nope").unwrap_err();
         assert!(e.contains("std") && e.contains("portable"), "{e}");
+    }
+
+    fn baseline_args(args: &[&str]) -> Result<BaselineArgs, clap::Error> {
+        let cli = Cli::try_parse_from([&["stoq-perf", "baseline-udp"], args].concat())?;
+        let Command::BaselineUdp(a) = cli.command else { panic!("not a baseline command") };
+        Ok(a)
+    }
+
+    #[test]
+    fn two_process_runs_need_a_backend_and_af_xdp_an_interface() {
+        let a = baseline_args(&["--receive", "10.0.0.1:4500", "--backend", "linux-batch", "--payload", "64"]).unwrap();
+        let o = flood_options(&a).unwrap();
+        assert_eq!((o.backend, o.payload, o.duration), (BackendKind::LinuxBatch, 64, Duration::from_secs(60)));
+        assert!(o.opener.is_none());
+        let a = baseline_args(&["--send", "10.0.0.1:4500", "--backend", "linux-batch", "--seconds", "2"]).unwrap();
+        assert_eq!(flood_options(&a).unwrap().duration, Duration::from_secs(2));
+        let a = baseline_args(&["--receive", "10.0.0.1:4500", "--backend", "af_xdp", "--interface", "veth1"]).unwrap();
+        assert_eq!(flood_options(&a).unwrap().opener.map(|o| o.kind()), Some(BackendKind::AfXdp));
+        for (args, says) in [
+            (&["--receive", "10.0.0.1:4500"][..], "--backend linux-batch"),
+            (&["--receive", "10.0.0.1:4500", "--backend", "af_xdp"], "needs --interface"),
+            (
+                &["--send", "10.0.0.1:4500", "--backend", "io_uring", "--interface", "veth1"],
+                "goes with --backend af_xdp",
+            ),
+        ] {
+            let e = flood_options(&baseline_args(args).unwrap()).unwrap_err();
+            assert!(e.contains(says), "{args:?}: {e}");
+        }
+        assert!(baseline_args(&["--receive", "10.0.0.1:4500", "--bytes", "1M"]).is_err());
+        let a = baseline_args(&["--backend", "af_xdp"]).unwrap();
+        assert_eq!(baseline_udp(&a), ExitCode::from(EXIT_USAGE), "no AF_XDP on loopback");
+        assert!(baseline_args(&["--receive", "10.0.0.1:4500", "--send", "10.0.0.1:4500"]).is_err());
     }
 
     #[test]

@@ -59,6 +59,7 @@ pub mod profile;
 pub mod protocol;
 pub mod report;
 pub mod server;
+pub mod udp_flood;
 
 pub use client::{ClientError, ClientOptions, run_client};
 pub use protocol::read_tag;
