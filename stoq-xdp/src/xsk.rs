@@ -239,8 +239,9 @@ impl Xsk {
     /// Moves queued descriptors onto the TX ring and has the kernel send
     /// them. In copy mode the kernel sends at most 32 frames per
     /// `sendto` and answers `EAGAIN` while more wait, so this kicks until
-    /// the ring is empty or the device stops taking frames.
-    pub fn flush(&mut self) -> io::Result<()> {
+    /// the ring is empty or the device stops taking frames. Returns the
+    /// number of `sendto` calls made.
+    pub fn flush(&mut self) -> io::Result<u64> {
         if !self.tx_pending.is_empty() {
             let mut w = self.tx.transmit(self.tx_pending.len() as u32);
             // The TX ring holds every transmit frame, so it has room for
@@ -252,11 +253,12 @@ impl Xsk {
             self.tx_pending.drain(..k);
         }
         if self.mode == BindMode::ZeroCopy && !self.tx.needs_wakeup() {
-            return Ok(());
+            return Ok(0);
         }
-        let mut last = u32::MAX;
+        let (mut last, mut kicks) = (u32::MAX, 0);
         while self.tx.pending() > 0 {
             let before = self.tx.pending();
+            kicks += 1;
             match sys::kick_tx(self.fd()) {
                 Ok(()) => {}
                 Err(e) if matches!(e.raw_os_error(), Some(libc::EAGAIN | libc::EBUSY | libc::ENOBUFS)) => {
@@ -273,7 +275,7 @@ impl Xsk {
                 break;
             }
         }
-        Ok(())
+        Ok(kicks)
     }
 
     /// Returns completed transmit frames to the free list.
