@@ -1,9 +1,8 @@
 //! Endpoint and transport settings, with defaults sized for a 1500-byte
 //! network, and their translation into `quiche::Config`.
 
-use std::time::Duration;
-
 use std::sync::Arc;
+use std::time::Duration;
 
 use crate::io::{BackendKind, OpenBackend, SocketOptions};
 use crate::tls::{self, ClientTls, ServerTls, TlsError};
