@@ -1,7 +1,9 @@
 //! hw-detect's netlink decoders on arbitrary datagrams (what a netlink
 //! socket could hand back): `decode_netdev_answer`, `decode_family_answer`,
-//! `decode_tc_answer` and the tbf/htb option decoders never panic, and what
-//! they return is consistent with the bytes.
+//! `decode_tc_answer`, the tbf/htb option decoders and the route and
+//! neighbour lookups the AF_XDP backend makes (`decode_route_answer`,
+//! `decode_neighbour_answer`) never panic, and what they return is
+//! consistent with the bytes.
 #![no_main]
 
 use hw_detect::linux::netlink as nl;
@@ -28,6 +30,13 @@ fuzz_target!(|data: &[u8]| {
         }
     }
     options(data);
+    for dst in ["192.0.2.1", "2001:db8::1", "::ffff:192.0.2.1"] {
+        let _ = nl::decode_route_answer(dst.parse().unwrap(), data, 0);
+    }
+    if let Ok(Some(n)) = nl::decode_neighbour_answer(data, 0) {
+        // A neighbour without an address is never usable for framing.
+        assert!(!n.usable() || n.mac.is_some(), "{n:?}");
+    }
 });
 
 /// Rates come from whole bytes/s, so they are multiples of 8 bit/s.
