@@ -52,6 +52,8 @@ pub struct XdpIo {
     program: bpf::StoqXdp,
     xsks: Vec<Xsk>,
     companion: UdpSocket,
+    /// The companion socket is IPv6 (dual-stack).
+    companion_v6: bool,
     local: SocketAddr,
     mac: MacAddr,
     hops: NextHops,
@@ -127,8 +129,9 @@ impl XdpIo {
 
         // The companion socket first: it reserves the port (port 0 picks
         // one), which the program then matches.
-        let companion = bind_companion(addr, opts).map_err(|source| XdpError::Bind { addr, source })?;
-        let local = companion.local_addr().map_err(|source| XdpError::Bind { addr, source })?;
+        let bind_err = |source| XdpError::Bind { addr, source };
+        let companion = bind_companion(addr, opts).map_err(bind_err)?;
+        let local = SocketAddr::new(addr.ip(), companion.local_addr().map_err(bind_err)?.port());
 
         let map_size = queues.iter().max().map_or(1, |q| q + 1);
         let mut program = bpf::StoqXdp::load(&[local.port()], max_frame, map_size).map_err(XdpError::Program)?;
@@ -173,6 +176,7 @@ impl XdpIo {
         Ok(Self {
             program,
             xsks,
+            companion_v6: companion.local_addr().is_ok_and(|a| a.is_ipv6()),
             companion,
             local,
             mac,
@@ -215,7 +219,13 @@ impl XdpIo {
     /// Sends one segment through the companion socket. `Ok(false)`: the
     /// socket is full, try again later.
     fn send_kernel(&self, payload: &[u8], dst: SocketAddr, errors: &mut u64) -> io::Result<bool> {
-        match self.companion.send_to(payload, dst) {
+        // The companion is dual-stack where the host has IPv6: it reaches
+        // IPv4 peers at their IPv4-mapped address.
+        let to = match (self.companion_v6, dst) {
+            (true, SocketAddr::V4(v4)) => SocketAddr::new(IpAddr::V6(v4.ip().to_ipv6_mapped()), v4.port()),
+            _ => dst,
+        };
+        match self.companion.send_to(payload, to) {
             Ok(_) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::WouldBlock => Ok(false),
             Err(e) if is_per_peer(&e) => {
@@ -331,7 +341,7 @@ fn bind_retrying(ifindex: u32, queue: u32, ring: u32, mode: BindMode) -> Result<
 /// packets took.
 fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Result<(usize, SocketAddr, SocketAddr)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-    let mut control = nix::cmsg_space!(libc::in6_pktinfo);
+    let mut control = nix::cmsg_space!(libc::in6_pktinfo, libc::in_pktinfo);
     let mut iov = [std::io::IoSliceMut::new(buf)];
     let msg = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;
@@ -343,6 +353,7 @@ fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Re
                 .or_else(|| a.as_sockaddr_in6().map(|v6| SocketAddr::from((v6.ip(), v6.port()))))
         })
         .ok_or_else(|| io::Error::other("companion socket: datagram without a source address"))?;
+    let src = shard_addr(local, SocketAddr::new(src.ip().to_canonical(), src.port()));
     let mut dst = local;
     for c in msg.cmsgs().into_iter().flatten() {
         let ip = match c {
@@ -358,25 +369,43 @@ fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Re
 /// The kernel UDP socket on STOQ's port: it keeps other processes off the
 /// port, receives what the XDP program passes, and sends what cannot take
 /// the AF_XDP path.
+///
+/// It binds the port on every address of both families (`[::]`,
+/// dual-stack; `0.0.0.0` on hosts without IPv6) whatever `addr` says: the
+/// program redirects the port on every address, so a process holding it
+/// on another address would lose its traffic. Binding the wildcard makes
+/// the kernel refuse (`EADDRINUSE`) rather than let that happen. A specific
+/// `addr` must still be one of this host's.
 fn bind_companion(addr: SocketAddr, opts: &SocketOptions) -> io::Result<UdpSocket> {
-    let s = Socket::new(Domain::for_address(addr), Type::DGRAM, Some(Protocol::UDP))?;
-    if addr.is_ipv6() {
-        s.set_only_v6(false)?;
+    if !addr.ip().is_unspecified() {
+        UdpSocket::bind((addr.ip(), 0))?;
     }
+    let s = match Socket::new(Domain::IPV6, Type::DGRAM, Some(Protocol::UDP)) {
+        Ok(s) => {
+            s.set_only_v6(false)?;
+            s.bind(&SocketAddr::from((std::net::Ipv6Addr::UNSPECIFIED, addr.port())).into())?;
+            s
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EAFNOSUPPORT) && addr.is_ipv4() => {
+            let s = Socket::new(Domain::IPV4, Type::DGRAM, Some(Protocol::UDP))?;
+            s.bind(&SocketAddr::from((std::net::Ipv4Addr::UNSPECIFIED, addr.port())).into())?;
+            s
+        }
+        Err(e) => return Err(e),
+    };
     // Best effort: the kernel caps these at its sysctl limits.
     let _ = s.set_recv_buffer_size(opts.recv_buffer);
     let _ = s.set_send_buffer_size(opts.send_buffer);
     s.set_nonblocking(true)?;
-    s.bind(&addr.into())?;
     // Packet info: the address each datagram was sent to (see
-    // `recv_companion`).
+    // `recv_companion`). A dual-stack socket reports IPv4 datagrams with
+    // IP_PKTINFO.
     use nix::sys::socket::{setsockopt, sockopt};
-    if addr.is_ipv4() {
-        setsockopt(&s, sockopt::Ipv4PacketInfo, &true)?;
-    } else {
+    if s.local_addr()?.is_ipv6() {
         setsockopt(&s, sockopt::Ipv6RecvPacketInfo, &true)?;
-        // A dual-stack socket reports IPv4 datagrams with IP_PKTINFO.
         let _ = setsockopt(&s, sockopt::Ipv4PacketInfo, &true);
+    } else {
+        setsockopt(&s, sockopt::Ipv4PacketInfo, &true)?;
     }
     Ok(s.into())
 }
@@ -467,11 +496,14 @@ impl PacketIo for XdpIo {
             let Some(slot) = batch.next_slot() else { break };
             syscalls += 1;
             match recv_companion(&self.companion, slot, local) {
-                Ok((len, src, dst)) => {
+                Ok((len, src, dst)) if accepts(local, dst) => {
                     batch.commit(RxMeta { len, src, dst, segment_size: len.max(1), ecn: 0 });
                     kernel += 1;
                     bytes += len as u64;
                 }
+                // For another of the host's addresses: the endpoint is
+                // bound to one.
+                Ok(_) => errors += 1,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
                     (self.companion_due, self.since_companion) = (false, 0);
                 }

@@ -39,11 +39,21 @@ fn each_reason_it_cannot_run_is_a_clear_error() {
     assert!(e.contains("bind failed") && e.contains("no zero-copy"), "{e}");
     let e = err(XdpConfig { zero_copy: ZeroCopy::Required, mode: AttachMode::Generic, ..veth() }, 4433);
     assert!(e.contains("zero-copy AF_XDP needs native XDP"), "{e}");
-    // Another process holds the port.
-    let holder = net.run_scoped(0, || UdpSocket::bind((net.addrs[0], 4434))).unwrap();
+    // Another process holds the port, even on another address: the
+    // program would take its traffic, so the backend refuses to start.
+    let holder = net.run_scoped(0, || UdpSocket::bind(("127.0.0.1", 4434))).unwrap();
     let e = err(veth(), 4434);
     assert!(e.contains("cannot bind the companion UDP socket") && e.contains("in use"), "{e}");
     drop(holder);
+    // An address this host does not have.
+    let e = match net.run_scoped(0, || {
+        let addr = SocketAddr::from(([192, 0, 2, 9], 4435));
+        XdpIo::open(&veth(), addr, &SocketOptions::default(), Arc::new(IoCounters::default()))
+    }) {
+        Ok(_) => panic!("bound an address the host does not have"),
+        Err(e) => e.to_string(),
+    };
+    assert!(e.contains("192.0.2.9:4435") && e.contains("not on this host"), "{e}");
     // An MTU one UMEM frame cannot hold.
     net.output(0, "ip", &["link", "set", &net.links[0], "mtu", "9000"]).unwrap();
     let e = err(veth(), 4433);
