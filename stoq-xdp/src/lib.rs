@@ -9,7 +9,8 @@
 //! sockets: it parses and writes Ethernet/IP/UDP itself ([`frame`]), finds
 //! next hops in the kernel's routing and neighbour tables ([`neigh`]), and
 //! keeps a companion kernel UDP socket on the same port, which holds the
-//! port against other processes, receives what the program passes, and
+//! port against other processes (on every address, as the program matches
+//! the port on every address), receives what the program passes, and
 //! sends what cannot take the AF_XDP path yet (a neighbour not resolved).
 //!
 //! ```text
