@@ -61,9 +61,13 @@ fn transfer(net: &NetnsPair, server: &TestServer, mode: Mode, client_xdp: Option
     r
 }
 
+/// Datagrams a side may move through its kernel socket besides 1%: the
+/// handshake's first packets (sent before the neighbour entry exists) and,
+/// in generic mode, a kernel peer's GSO bursts of handshake packets.
+const STRAGGLERS: u64 = 16;
+
 /// Most datagrams took the AF_XDP path: the companion kernel socket saw
-/// only the handshake's first packets (sent before the neighbour entry
-/// existed) and stragglers. With `rx_by_kernel`, received data is expected
+/// only the handshake's first packets and stragglers ([`STRAGGLERS`]). With `rx_by_kernel`, received data is expected
 /// through the kernel instead (see below).
 fn assert_xdp_path(what: &str, rx: u64, rx_kernel: u64, tx: u64, tx_kernel: u64, rx_by_kernel: bool) {
     eprintln!("{what}: rx {rx} ({rx_kernel} via the kernel socket), tx {tx} ({tx_kernel} via the kernel socket)");
@@ -72,9 +76,9 @@ fn assert_xdp_path(what: &str, rx: u64, rx_kernel: u64, tx: u64, tx_kernel: u64,
     if rx_by_kernel {
         assert!(rx_kernel * 2 > rx, "{what}: only {rx_kernel} of {rx} received datagrams came through the kernel");
     } else {
-        assert!(rx_kernel * 100 < rx, "{what}: {rx_kernel} of {rx} received datagrams bypassed AF_XDP");
+        assert!(rx_kernel <= rx / 100 + STRAGGLERS, "{what}: {rx_kernel} of {rx} received datagrams bypassed AF_XDP");
     }
-    assert!(tx_kernel * 100 < tx, "{what}: {tx_kernel} of {tx} sent datagrams bypassed AF_XDP");
+    assert!(tx_kernel <= tx / 100 + STRAGGLERS, "{what}: {tx_kernel} of {tx} sent datagrams bypassed AF_XDP");
 }
 
 /// Generic XDP runs before a veth peer's UDP GSO bursts are segmented, so
