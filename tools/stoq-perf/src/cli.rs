@@ -11,11 +11,11 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand};
 use stoq_core::io::BackendKind;
 use stoq_core::{ClientTls, Endpoint, ServerConfig};
-use stoq_xdp::{AttachMode, XdpConfig, XdpOpener};
+use stoq_xdp::XdpOpener;
 
 use crate::client::{Amount, ClientOptions, Mode, Output, bind_for, resolve, run_client};
 use crate::probe::{ProbeArgs, run_probe};
-use crate::profile::{ProfileArgs, parse_xdp_mode};
+use crate::profile::{ProfileArgs, XdpArgs};
 use crate::server::{CertSource, PerfService, announce_ca, run_server_with};
 use crate::udp_flood::{FloodOptions, receive, send};
 
@@ -80,10 +80,9 @@ pub struct BaselineArgs {
     /// With --backend af_xdp: the interface to attach to.
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
-    /// With --backend af_xdp: where the XDP program runs (auto, native,
-    /// generic).
-    #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_xdp_mode)]
-    pub xdp_mode: AttachMode,
+    /// With --backend af_xdp: where the XDP program runs, ring sizes.
+    #[command(flatten)]
+    pub xdp: XdpArgs,
     /// Print the result as JSON.
     #[arg(long)]
     pub json: bool,
@@ -277,9 +276,7 @@ pub fn flood_options(a: &BaselineArgs) -> Result<FloodOptions, String> {
             .into());
     };
     let opener = match (backend, &a.interface) {
-        (BackendKind::AfXdp, Some(name)) => {
-            Some(XdpOpener::shared(XdpConfig { mode: a.xdp_mode, ..XdpConfig::new(name) }))
-        }
+        (BackendKind::AfXdp, Some(name)) => Some(XdpOpener::shared(a.xdp.config(name))),
         (BackendKind::AfXdp, None) => {
             return Err("--backend af_xdp needs --interface NAME (the interface to attach to)".into());
         }

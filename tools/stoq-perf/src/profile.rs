@@ -33,10 +33,31 @@ pub struct ProfileArgs {
     /// attaches to.
     #[arg(long, value_name = "NAME")]
     pub interface: Option<String>,
+    /// AF_XDP settings.
+    #[command(flatten)]
+    pub xdp: XdpArgs,
+}
+
+/// `--xdp-mode` and `--xdp-ring`: how the af_xdp backend runs (shared by
+/// every command that can open it).
+#[derive(Debug, Clone, Default, Args)]
+pub struct XdpArgs {
     /// Where af_xdp runs its XDP program: auto (native if the driver has
     /// it), native or generic.
     #[arg(long, value_name = "MODE", default_value = "auto", value_parser = parse_xdp_mode)]
     pub xdp_mode: AttachMode,
+    /// af_xdp ring entries per queue (fill, RX, TX, completion; the UMEM
+    /// holds twice as many 4 KiB frames): a power of two from 512 to 8192.
+    /// Default: sized from the profile's socket buffers.
+    #[arg(long, value_name = "N", value_parser = parse_xdp_ring)]
+    pub xdp_ring: Option<u32>,
+}
+
+impl XdpArgs {
+    /// The AF_XDP backend's settings for `interface`.
+    pub fn config(&self, interface: &str) -> XdpConfig {
+        XdpConfig { mode: self.xdp_mode, ring: self.xdp_ring, ..XdpConfig::new(interface) }
+    }
 }
 
 /// Parses `--xdp-mode`.
@@ -46,6 +67,14 @@ pub fn parse_xdp_mode(s: &str) -> Result<AttachMode, String> {
         "native" => Ok(AttachMode::Native),
         "generic" => Ok(AttachMode::Generic),
         _ => Err(format!("unknown XDP mode {s:?}: use auto, native or generic")),
+    }
+}
+
+/// Parses `--xdp-ring`.
+pub fn parse_xdp_ring(s: &str) -> Result<u32, String> {
+    match s.parse::<u32>() {
+        Ok(n) if n.is_power_of_two() && (512..=8192).contains(&n) => Ok(n),
+        _ => Err(format!("--xdp-ring {s:?}: use a power of two from 512 to 8192")),
     }
 }
 
@@ -103,7 +132,7 @@ impl ProfileArgs {
     }
 
     fn xdp_config(&self, interface: &str) -> XdpConfig {
-        XdpConfig { mode: self.xdp_mode, ..XdpConfig::new(interface) }
+        self.xdp.config(interface)
     }
 }
 
@@ -178,19 +207,23 @@ mod tests {
         let e = args(Some("none"), Some("af_xdp")).resolve(true, LOOPBACK, None).unwrap_err();
         assert!(e.contains("needs --interface"), "{e}");
         assert!(parse_xdp_mode("turbo").unwrap_err().contains("auto, native or generic"));
+        assert_eq!(parse_xdp_ring("4096"), Ok(4096));
+        for bad in ["256", "3000", "16384", "x"] {
+            assert!(parse_xdp_ring(bad).unwrap_err().contains("power of two"), "{bad}");
+        }
     }
 
     #[test]
     fn af_xdp_carries_its_interface_to_the_endpoint() {
         let mut a = args(Some("none"), Some("af_xdp"));
         a.interface = Some("veth7".into());
-        a.xdp_mode = AttachMode::Generic;
+        a.xdp = XdpArgs { xdp_mode: AttachMode::Generic, xdp_ring: Some(1024) };
         let c = a.resolve(false, LOOPBACK, None).unwrap();
         let mut cfg = EndpointConfig::default();
         c.apply(&mut cfg);
         assert_eq!(cfg.backend, BackendKind::AfXdp);
         let xdp = c.xdp.as_ref().unwrap();
-        assert_eq!((xdp.interface.as_str(), xdp.mode), ("veth7", AttachMode::Generic));
+        assert_eq!((xdp.interface.as_str(), xdp.mode, xdp.ring), ("veth7", AttachMode::Generic, Some(1024)));
         assert_eq!(cfg.opener.map(|o| o.kind()), Some(BackendKind::AfXdp));
         // Other backends need no opener.
         let c = args(Some("none"), Some("io_uring")).resolve(false, LOOPBACK, None).unwrap();
