@@ -36,15 +36,14 @@ fn nic(name: &str, speed: Option<u32>, shaped: Option<u64>) -> Interface {
         numa_node: Known::unknown("test"),
         local_cpus: Known::unknown("test"),
         addresses: vec!["192.0.2.10".parse().unwrap()],
-        xdp: Known::Known(XdpFeatures {
-            native: true,
-            redirect: true,
-            zero_copy: true,
-            zc_max_segs: None,
-            flags: vec![],
-        }),
+        xdp: xdp(true, true),
         qdisc: Known::Known(RootQdisc { kind: if shaped.is_some() { "tbf" } else { "mq" }.into(), rate_bps: shaped }),
     }
+}
+
+/// XDP features of a driver with (or without) native XDP and zero-copy.
+fn xdp(native: bool, zero_copy: bool) -> Known<XdpFeatures> {
+    Known::Known(XdpFeatures { native, redirect: native, zero_copy, zc_max_segs: None, flags: vec![] })
 }
 
 fn caps(ifaces: Vec<Interface>) -> Capabilities {
@@ -124,8 +123,7 @@ fn unknown_link_speed_picks_a_safe_tier_and_says_why() {
 fn backends_step_down_with_every_reason() {
     // DataCenter wants zero-copy AF_XDP: no CAP_BPF, and this NIC lacks zero-copy.
     let mut n = nic("eth0", Some(100_000), None);
-    n.xdp =
-        Known::Known(XdpFeatures { native: true, redirect: true, zero_copy: false, zc_max_segs: None, flags: vec![] });
+    n.xdp = xdp(true, false);
     let mut c = caps(vec![n]);
     c.host.privileges = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: false, sys_admin: false });
     let s = pick(&c);
@@ -149,25 +147,16 @@ fn backends_step_down_with_every_reason() {
     assert_eq!(s.tier, Tier::Enterprise);
     assert!(s.steps.iter().any(|w| w.contains("XDP support unknown (kernel has no netdev")), "{:?}", s.steps);
     let mut n = nic("eth0", Some(10_000), None);
-    n.xdp = Known::Known(XdpFeatures {
-        native: false,
-        redirect: false,
-        zero_copy: false,
-        zc_max_segs: None,
-        flags: vec![],
-    });
+    n.xdp = xdp(false, false);
     assert!(pick(&caps(vec![n])).steps.contains(&"AF_XDP: driver has no native XDP".to_owned()));
 }
 
 #[test]
 fn af_xdp_is_chosen_where_the_probe_says_it_can_run() {
-    let xdp = |zero_copy| {
-        Known::Known(XdpFeatures { native: true, redirect: true, zero_copy, zc_max_segs: None, flags: vec![] })
-    };
     let root = Known::Known(Privileges { net_admin: true, net_raw: true, bpf: true, sys_admin: true });
     // Enterprise takes AF_XDP in copy mode on a native-XDP driver.
     let mut n = nic("eth0", Some(10_000), None);
-    n.xdp = xdp(false);
+    n.xdp = xdp(true, false);
     let mut c = caps(vec![n]);
     c.host.privileges = root.clone();
     let s = pick(&c);
@@ -176,19 +165,13 @@ fn af_xdp_is_chosen_where_the_probe_says_it_can_run() {
     // DataCenter needs zero-copy too.
     c.interfaces[0].speed_mbps = Known::Known(100_000);
     assert_eq!(pick(&c).profile.backend, BackendKind::IoUring);
-    c.interfaces[0].xdp = xdp(true);
+    c.interfaces[0].xdp = xdp(true, true);
     assert_eq!(pick(&c).profile.backend, BackendKind::AfXdp);
 
     // Asked for by name, generic XDP will do, but never on loopback or
     // without the capabilities.
     let mut n = nic("eth0", Some(1000), None);
-    n.xdp = Known::Known(XdpFeatures {
-        native: false,
-        redirect: false,
-        zero_copy: false,
-        zc_max_segs: None,
-        flags: vec![],
-    });
+    n.xdp = xdp(false, false);
     let mut c = caps(vec![n]);
     c.host.privileges = root;
     let by_name = Overrides { backend: Some(BackendKind::AfXdp), ..Default::default() };

@@ -73,6 +73,8 @@ pub struct XdpIo {
     companion_due: bool,
     /// Receive calls since the companion socket was last read.
     since_companion: u32,
+    /// Control-message buffer for the companion socket's packet info.
+    control: Vec<u8>,
     pollfds: Vec<libc::pollfd>,
 }
 
@@ -190,6 +192,7 @@ impl XdpIo {
             drops_seen: 0,
             companion_due: true,
             since_companion: 0,
+            control: control_buffer(),
             pollfds,
         })
     }
@@ -339,11 +342,16 @@ fn bind_retrying(ifindex: u32, queue: u32, ring: u32, mode: BindMode) -> Result<
 /// destination. The destination comes from packet info, so a wildcard-bound
 /// endpoint sees the same local address for a peer whichever path its
 /// packets took.
-fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Result<(usize, SocketAddr, SocketAddr)> {
+/// `control` is the reused control-message buffer ([`control_buffer`]).
+fn recv_companion(
+    sock: &UdpSocket,
+    buf: &mut [u8],
+    control: &mut [u8],
+    local: SocketAddr,
+) -> io::Result<(usize, SocketAddr, SocketAddr)> {
     use nix::sys::socket::{ControlMessageOwned, MsgFlags, SockaddrStorage, recvmsg};
-    let mut control = nix::cmsg_space!(libc::in6_pktinfo, libc::in_pktinfo);
     let mut iov = [std::io::IoSliceMut::new(buf)];
-    let msg = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(&mut control), MsgFlags::MSG_DONTWAIT)
+    let msg = recvmsg::<SockaddrStorage>(sock.as_raw_fd(), &mut iov, Some(control), MsgFlags::MSG_DONTWAIT)
         .map_err(io::Error::from)?;
     let src = msg
         .address
@@ -364,6 +372,12 @@ fn recv_companion(sock: &UdpSocket, buf: &mut [u8], local: SocketAddr) -> io::Re
         dst = shard_addr(local, SocketAddr::new(ip.to_canonical(), local.port()));
     }
     Ok((msg.bytes, src, dst))
+}
+
+/// Room for the two packet-info messages a dual-stack socket gets for an
+/// IPv4 datagram; allocated once per backend.
+fn control_buffer() -> Vec<u8> {
+    nix::cmsg_space!(libc::in6_pktinfo, libc::in_pktinfo)
 }
 
 /// The kernel UDP socket on STOQ's port: it keeps other processes off the
@@ -495,7 +509,7 @@ impl PacketIo for XdpIo {
         while self.companion_due {
             let Some(slot) = batch.next_slot() else { break };
             syscalls += 1;
-            match recv_companion(&self.companion, slot, local) {
+            match recv_companion(&self.companion, slot, &mut self.control, local) {
                 Ok((len, src, dst)) if accepts(local, dst) => {
                     batch.commit(RxMeta { len, src, dst, segment_size: len.max(1), ecn: 0 });
                     kernel += 1;
